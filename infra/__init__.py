@@ -1,0 +1,1 @@
+"""Adapters to the outside world: settings, databases, Kafka, the local broker."""

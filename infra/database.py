@@ -1,0 +1,61 @@
+"""Where events and read models are kept: SQLite files by default, PostgreSQL when configured.
+
+The event store is the `eventsourcing` library's own recorder (configured through
+its environment keys); read models use SQLAlchemy Core so one table definition
+serves both databases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from infra.settings import Settings
+
+
+def event_store_env(settings: Settings) -> dict[str, str]:
+    """The `eventsourcing` environment for the configured store."""
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.database or "postgres",
+            "POSTGRES_HOST": url.host or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": url.username or "postgres",
+            "POSTGRES_PASSWORD": url.password or "",
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_CONN_MAX_AGE": "300",
+            "POSTGRES_PRE_PING": "y",
+        }
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.data_dir / "events.sqlite3"),
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+def read_model_engine(settings: Settings) -> Engine:
+    """A SQLAlchemy engine for the read models (same database as the events on PostgreSQL)."""
+    if settings.database_url:
+        url = make_url(settings.database_url).set(drivername="postgresql+psycopg")
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{settings.data_dir / 'read_models.sqlite3'}",
+        connect_args={"timeout": 10, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the API read while the projector writes.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine

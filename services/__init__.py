@@ -1,0 +1,1 @@
+"""Use cases and the processes that run them: the ledger application, relay, projector, API, CLI."""
