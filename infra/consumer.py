@@ -1,0 +1,162 @@
+"""The readers' side of the topic contract, for projectors and outside readers alike.
+
+A reader keeps, per partition, the next offset and the id of the last record it
+took (so it can tell that the topic was re-created and refilled: the record at its
+old offset is then another event), and per aggregate the last version it took.
+With those it deduplicates (a version it has seen is skipped: relay crashes and
+refills publish copies) and detects a gap or reorder within an aggregate, which
+it refuses rather than skips: a missing hour entry is a wrong total.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from infra.cloudevents import from_record
+from projections.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+
+class SequenceGap(RuntimeError):
+    """An aggregate's events arrived out of order or with one missing."""
+
+
+class Decision(Enum):
+    APPLY = "apply"
+    DUPLICATE = "duplicate"
+
+
+def decide(envelope: Envelope, last_version: int) -> Decision:
+    """Apply the next version, skip one already taken, refuse anything else."""
+    if envelope.aggregate_version <= last_version:
+        return Decision.DUPLICATE
+    if envelope.aggregate_version == last_version + 1:
+        return Decision.APPLY
+    raise SequenceGap(
+        f"{envelope.aggregate_type} {envelope.aggregate_id}: expected version "
+        f"{last_version + 1} but read version {envelope.aggregate_version} "
+        f"({envelope.event_type}, position {envelope.position}); stopping instead of skipping. "
+        f"The topic is missing events: let the relay refill it, then restart this reader."
+    )
+
+
+@dataclass
+class PartitionPosition:
+    next_offset: int = 0
+    last_event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+class TopicReader:
+    """Reads every partition of one topic from given positions, in offset order.
+
+    On start it checks each saved position against the topic: if the partition is now
+    shorter, or the record before the saved offset is another event than the one taken,
+    the topic was re-created (a broker that lost its data, refilled by the relay), and that
+    partition is read again from offset 0; the version check absorbs what was already taken.
+    """
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        topic: str,
+        partitions: int,
+        positions: dict[int, PartitionPosition],
+    ) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+        self.positions = {p: positions.get(p, PartitionPosition()) for p in range(partitions)}
+        self._unverified: dict[int, PartitionPosition] = {}
+        self.resets = 0
+        consumer.assign(self.tps)
+        for tp in self.tps:
+            pos = self.positions[tp.partition]
+            if pos.next_offset > 0 and pos.last_event_id is not None:
+                consumer.seek(tp, pos.next_offset - 1)
+                self._unverified[tp.partition] = pos
+            else:
+                consumer.seek(tp, pos.next_offset)
+
+    def _reset(self, tp: TopicPartition, why: str) -> None:
+        log.warning(
+            "topic was re-created; reading partition again from offset 0",
+            extra={"topic": self.topic, "partition": tp.partition, "why": why},
+        )
+        self.resets += 1
+        self._unverified.pop(tp.partition, None)
+        self.positions[tp.partition] = PartitionPosition()
+        self.consumer.seek(tp, 0)
+
+    def poll(self, timeout_ms: int, max_records: int | None = None) -> list[Delivery]:
+        batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        deliveries: list[Delivery] = []
+        for tp in self.tps:
+            records: list[ConsumerRecord] = batch.get(tp, [])
+            if tp.partition in self._unverified:
+                expected = self._unverified[tp.partition]
+                highwater = self.consumer.highwater(tp)
+                if records:
+                    first = records[0]
+                    envelope = from_record(first.headers, first.value)
+                    if (
+                        first.offset == expected.next_offset - 1
+                        and envelope.event_id == expected.last_event_id
+                    ):
+                        del self._unverified[tp.partition]
+                        records = records[1:]
+                    else:
+                        self._reset(tp, "another event at the saved offset")
+                        continue
+                elif highwater is not None and highwater < expected.next_offset:
+                    self._reset(tp, f"partition ends at {highwater}, before saved offset")
+                    continue
+                else:
+                    continue
+            for record in records:
+                deliveries.append(
+                    Delivery(tp.partition, record.offset, from_record(record.headers, record.value))
+                )
+        return deliveries
+
+    def advance(self, delivery: Delivery) -> None:
+        self.positions[delivery.partition] = PartitionPosition(
+            delivery.offset + 1, delivery.envelope.event_id
+        )
+
+    def lag(self) -> int | None:
+        """Records behind the high watermark across partitions (None until known)."""
+        total = 0
+        for tp in self.tps:
+            hw = self.consumer.highwater(tp)
+            if hw is None:
+                return None
+            total += max(hw - self.positions[tp.partition].next_offset, 0)
+        return total
+
+
+def read_all(reader: TopicReader, timeout_ms: int = 500, idle_polls: int = 3) -> Iterator[Delivery]:
+    """Every delivery until the reader has seen nothing for ``idle_polls`` polls in a row."""
+    idle = 0
+    while idle < idle_polls:
+        deliveries = reader.poll(timeout_ms)
+        if not deliveries:
+            idle += 1
+            continue
+        idle = 0
+        for d in deliveries:
+            reader.advance(d)
+            yield d

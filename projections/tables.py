@@ -1,0 +1,30 @@
+"""The projector's own bookkeeping, kept in the same database as the read models.
+
+Written in the same transaction as every read-model change, so a crash can never
+leave a read model ahead of, or behind, the position it claims.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
+
+metadata = MetaData()
+
+consumer_positions = Table(
+    "consumer_positions",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("last_event_id", String(200), nullable=True),
+)
+
+applied_versions = Table(
+    "applied_versions",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("aggregate_id", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("position", BigInteger, nullable=False),
+)

@@ -1,0 +1,166 @@
+"""Opportunities: post one, close one, read them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.opportunity import WBLType
+from projections.opportunities import OpportunityProjection, OpportunityView
+from services.api.deps import ActorDep, EngineDep, LedgerDep, SettingsDep
+from services.api.errors import ProblemError
+from services.api.models import PROBLEM_RESPONSES, CommandAccepted
+from services.projector import wait_for_position
+
+router = APIRouter(prefix="/opportunities", tags=["opportunities"])
+
+
+class PostOpportunity(BaseModel):
+    """An employer's or coordinator's offer of work-based learning."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "organisation_id": "district-042",
+                    "title": "Robotics technician intern",
+                    "employer_name": "Acme Robotics",
+                    "worksite": "12 Foundry Rd, Springfield",
+                    "wbl_type": "PaidInternship",
+                    "occupation_code": "17-3024.01",
+                    "career_pathway": "Advanced Manufacturing",
+                    "paid": True,
+                    "hourly_wage": "16.50",
+                    "capacity": 2,
+                    "starts_on": "2027-01-11",
+                    "ends_on": "2027-05-21",
+                    "minimum_age": 16,
+                }
+            ]
+        },
+    )
+
+    organisation_id: str = Field(min_length=1, max_length=100)
+    title: str = Field(min_length=1, max_length=500)
+    employer_name: str = Field(min_length=1, max_length=500)
+    worksite: str = Field(min_length=1, max_length=500)
+    wbl_type: WBLType
+    pre_apprenticeship: bool = False
+    occupation_code: str | None = Field(None, pattern=r"^\d{2}-\d{4}(\.\d{2})?$",
+                                        description="O*NET-SOC code")
+    career_pathway: str | None = Field(None, max_length=200)
+    paid: bool = False
+    hourly_wage: Decimal | None = Field(None, max_digits=8, decimal_places=2)
+    capacity: int = Field(1, ge=1, le=10000)
+    starts_on: date
+    ends_on: date
+    minimum_age: int | None = Field(None, ge=12, le=99)
+    hazardous: bool = False
+
+
+class CloseOpportunity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000, examples=["All places filled"])
+
+
+class OpportunityOut(BaseModel):
+    id: str
+    organisation_id: str
+    title: str
+    employer_name: str
+    worksite: str
+    wbl_type: str
+    pre_apprenticeship: bool
+    occupation_code: str | None
+    career_pathway: str | None
+    paid: bool
+    hourly_wage: Decimal | None
+    capacity: int
+    starts_on: date
+    ends_on: date
+    minimum_age: int | None
+    hazardous: bool
+    status: str
+    closed_reason: str | None
+    posted_on: date
+    version: int
+    position: int
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, view: OpportunityView) -> OpportunityOut:
+        return cls.model_validate(view, from_attributes=True)
+
+
+def _accepted(response: Response, result_id: UUID, version: int, position: int) -> CommandAccepted:
+    response.headers["ETag"] = f'"{version}"'
+    response.headers["Location"] = f"/opportunities/{result_id}"
+    return CommandAccepted(id=result_id, version=version, position=position)
+
+
+@router.post("", status_code=201, response_model=CommandAccepted, responses=PROBLEM_RESPONSES)
+def post_opportunity(
+    body: PostOpportunity, ledger: LedgerDep, actor: ActorDep, response: Response
+) -> CommandAccepted:
+    """Record ``OpportunityPosted``. Answers the event's position for read-your-writes."""
+    result = ledger.post_opportunity(actor, **body.model_dump())
+    return _accepted(response, result.aggregate_id, result.version, result.position)
+
+
+@router.post("/{opportunity_id}/close", response_model=CommandAccepted,
+             responses=PROBLEM_RESPONSES)
+def close_opportunity(
+    opportunity_id: UUID, body: CloseOpportunity, ledger: LedgerDep, actor: ActorDep,
+    response: Response,
+) -> CommandAccepted:
+    result = ledger.close_opportunity(actor, opportunity_id, reason=body.reason)
+    return _accepted(response, result.aggregate_id, result.version, result.position)
+
+
+@router.get("/{opportunity_id}", response_model=OpportunityOut, responses=PROBLEM_RESPONSES)
+def get_opportunity(
+    opportunity_id: UUID,
+    engine: EngineDep,
+    settings: SettingsDep,
+    response: Response,
+    min_position: Annotated[
+        int | None,
+        Query(ge=1, description="Wait (briefly) until the read model includes this position, "
+                                "as answered by a command: read your own writes."),
+    ] = None,
+) -> OpportunityOut:
+    if min_position is not None and not wait_for_position(
+        engine, str(opportunity_id), min_position, settings.read_wait_timeout_s
+    ):
+        raise ProblemError(
+            503, "read-model-behind", "The read model has not caught up yet",
+            f"Position {min_position} is not yet in the read model; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    with engine.connect() as conn:
+        view = OpportunityProjection.get(conn, str(opportunity_id))
+    if view is None:
+        raise ProblemError(404, "unknown-opportunity", "Unknown id",
+                           f"No opportunity with id {opportunity_id} is recorded.",
+                           field="opportunity_id")
+    response.headers["ETag"] = f'"{view.version}"'
+    return OpportunityOut.of(view)
+
+
+@router.get("", response_model=list[OpportunityOut])
+def list_opportunities(
+    engine: EngineDep,
+    organisation_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[OpportunityOut]:
+    with engine.connect() as conn:
+        views = OpportunityProjection.list(conn, organisation_id=organisation_id, limit=limit,
+                                           offset=offset)
+    return [OpportunityOut.of(v) for v in views]

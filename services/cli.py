@@ -1,0 +1,89 @@
+"""The ``wbl`` command: run the service (all in one, or one role per process)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from infra import logs
+from infra.settings import Settings
+from services.api.app import create_app
+from services.runtime import Runtime
+
+app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
+                  no_args_is_help=True, add_completion=False)
+
+
+def _settings(**overrides: object) -> Settings:
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    logs.configure(settings.log_level)
+    return settings
+
+
+@app.command()
+def run(
+    port: Annotated[int | None, typer.Option(help="API port (WBL_API_PORT).")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Data folder (WBL_DATA_DIR).")] = None,
+) -> None:
+    """Run everything in one process: API, relay and projector.
+
+    With no WBL_KAFKA_BOOTSTRAP_SERVERS it starts a local broker on a free 127.0.0.1 port and
+    stops it on exit; with no WBL_DATABASE_URL it keeps SQLite files in WBL_DATA_DIR.
+    """
+    settings = _settings(api_port=port, data_dir=data_dir)
+    runtime = Runtime.build(settings)
+    runtime.start()
+    try:
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(runtime=runtime), host=settings.api_host, port=settings.api_port,
+            log_level="warning", access_log=False))
+        where = settings.database_url and "PostgreSQL" or f"SQLite in {settings.data_dir.resolve()}"
+        broker = "local broker" if runtime.broker else "Kafka"
+        typer.echo(
+            f"wbl-ledger is up: API docs at http://{settings.api_host}:{settings.api_port}/docs "
+            f"(store: {where}; {broker} at {runtime.bootstrap}; Ctrl-C stops)", err=True)
+        server.run()
+    finally:
+        runtime.stop()
+
+
+@app.command()
+def api() -> None:
+    """Run only the HTTP API (production role; relay and projector run elsewhere)."""
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_level="warning", access_log=False)
+
+
+def _run_worker(role: str) -> None:
+    settings = _settings()
+    runtime = Runtime.build(settings, relay=role == "relay", projector=role == "projector")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker = runtime.relay if role == "relay" else runtime.projector
+    assert worker is not None
+    try:
+        worker.run(stop)
+    finally:
+        runtime.stop()
+
+
+@app.command()
+def relay() -> None:
+    """Run only the relay: event store -> Kafka (production role)."""
+    _run_worker("relay")
+
+
+@app.command()
+def projector() -> None:
+    """Run only the projector: Kafka -> read models (production role)."""
+    _run_worker("projector")
+
+
+if __name__ == "__main__":
+    app()

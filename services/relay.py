@@ -1,0 +1,179 @@
+"""Event store -> Kafka, in order, with nothing lost.
+
+The relay follows the store's notification log (a gap-free, ordered sequence of
+every stored event), publishes each event with the idempotent producer, and only
+after the whole batch is acknowledged records how far it got, using the
+`eventsourcing` library's tracking recorder in the event store's own database.
+A crash therefore repeats at most one batch (readers deduplicate by aggregate id and
+version); it never skips one.
+
+Each time it connects it compares the topic with its recorded position: a topic
+holding less than the relay had published (a broker that lost its data, a topic
+re-created) is refilled from the first stored event (docs/decisions/003).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from eventsourcing.persistence import Tracking
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from infra import kafka as kafka_io
+from infra.cloudevents import to_record
+from infra.settings import Settings
+from services.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RelayStatus:
+    running: bool = False
+    connected: bool = False
+    stored_position: int = 0
+    acknowledged_position: int = 0
+    published_total: int = 0
+    refills: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    fatal: bool = False
+    last_published_at: float | None = None
+
+    @property
+    def lag(self) -> int:
+        """Events stored but not yet acknowledged by Kafka."""
+        return max(self.stored_position - self.acknowledged_position, 0)
+
+
+class Relay:
+    def __init__(self, ledger: Ledger, settings: Settings, bootstrap: str) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.topic = settings.topic
+        self.tracking = ledger.factory.tracking_recorder()
+        self.tracking_name = f"relay:{self.topic}"
+        self.status = RelayStatus()
+        self.tracked = 0
+        self.refresh_stored_position()
+
+    # -- positions -------------------------------------------------------------------
+
+    def recorded_position(self) -> int:
+        return self.tracking.max_tracking_id(self.tracking_name) or 0
+
+    def refresh_stored_position(self) -> None:
+        self.status.stored_position = self.ledger.recorder.max_notification_id() or 0
+
+    def starting_position(self, partitions: int) -> int:
+        """Where to publish from: the recorded position, or 0 when the topic lost history."""
+        self.tracked = self.recorded_position()
+        if self.tracked == 0:
+            return 0
+        on_topic = kafka_io.max_published_position(self.bootstrap, self.topic, partitions)
+        if on_topic < self.tracked:
+            log.warning(
+                "topic holds events up to position %d but the relay had published up to %d: "
+                "refilling the topic from the event store",
+                on_topic,
+                self.tracked,
+            )
+            self.status.refills += 1
+            return 0
+        return self.tracked
+
+    # -- publishing ------------------------------------------------------------------
+
+    def publish_batch(self, producer: KafkaProducer, after: int) -> int:
+        """Publish the next batch after position ``after``; return the new position."""
+        notifications = self.ledger.recorder.select_notifications(
+            start=after, limit=self.settings.relay_batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return after
+        futures = []
+        for notification in notifications:
+            domain_event = self.ledger.mapper.to_domain_event(notification)
+            record = to_record(
+                domain_event, notification.topic, notification.id, self.settings.event_source
+            )
+            futures.append(
+                producer.send(
+                    self.topic, key=record.key, value=record.value, headers=record.headers
+                )
+            )
+        producer.flush(timeout=30)
+        for future in futures:
+            future.get(timeout=30)  # raises if any record was not acknowledged
+        last = notifications[-1].id
+        if last > self.tracked:
+            self.tracking.insert_tracking(Tracking(self.tracking_name, last))
+            self.tracked = last
+        self.status.acknowledged_position = last
+        self.status.published_total += len(notifications)
+        self.status.last_published_at = time.time()
+        return last
+
+    def publish_pending(self, producer: KafkaProducer, after: int) -> int:
+        """Publish everything stored after ``after``; return the last position published."""
+        while True:
+            position = self.publish_batch(producer, after)
+            if position == after:
+                return position
+            after = position
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until ``stop`` is set; on broker trouble back off, reconnect and check."""
+        self.status.running = True
+        backoff = 0.2
+        try:
+            while not stop.is_set():
+                try:
+                    self._session(stop)
+                    backoff = 0.2
+                except kafka_io.TopicWouldLoseHistory as error:
+                    self._error(error)
+                    self.status.fatal = True
+                    log.error("relay stopped: %s", error)
+                    return
+                except (KafkaError, OSError, TimeoutError) as error:
+                    self._error(error)
+                    log.warning("relay lost the broker; retrying in %.1f s", backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            self.status.running = False
+            self.status.connected = False
+
+    def _error(self, error: BaseException) -> None:
+        self.status.connected = False
+        self.status.last_error = f"{type(error).__name__}: {error}"
+        self.status.last_error_at = time.time()
+
+    def _session(self, stop: threading.Event) -> None:
+        admin = kafka_io.admin_client(self.bootstrap)
+        try:
+            partitions = kafka_io.ensure_topic(admin, self.settings)
+        finally:
+            admin.close()
+        position = self.starting_position(partitions)
+        self.status.acknowledged_position = position
+        producer = kafka_io.producer(self.bootstrap)
+        try:
+            self.status.connected = True
+            idle = self.settings.relay_idle_sleep_ms / 1000
+            while not stop.is_set():
+                self.refresh_stored_position()
+                new_position = self.publish_batch(producer, position)
+                if new_position == position:
+                    stop.wait(idle)
+                position = new_position
+        finally:
+            producer.close(timeout=5)
