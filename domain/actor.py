@@ -12,6 +12,7 @@ from enum import StrEnum
 
 class Role(StrEnum):
     LEARNER = "learner"
+    GUARDIAN = "guardian"
     SUPERVISOR = "supervisor"
     COORDINATOR = "coordinator"
     EMPLOYER = "employer"

@@ -59,3 +59,15 @@ class ConcurrentChange(DomainError):
 
     code = "concurrent-change"
     title = "Someone else changed this record at the same time"
+
+
+class NotPermitted(DomainError):
+    """The actor may not do this to this record, whatever its state (HTTP 403).
+
+    Supervisors act only on the placements they supervise; nobody approves their own
+    hours. These are separation-of-duties rules an auditor checks (29 CFR 29.5(b)(6)
+    asks sponsors to keep adequate records of supervision).
+    """
+
+    code = "not-permitted"
+    title = "You may not do this"

@@ -70,7 +70,9 @@ class Opportunity(Aggregate):
         """Check the offer's own consistency, then record ``OpportunityPosted``."""
         wbl_type = _parse_wbl_type(wbl_type)
         if not title.strip():
-            raise RuleViolated("An opportunity needs a title.", code="title-required", field="title")
+            raise RuleViolated(
+                "An opportunity needs a title.", code="title-required", field="title"
+            )
         if not employer_name.strip():
             raise RuleViolated(
                 "An opportunity needs the employer's name.",
@@ -160,6 +162,11 @@ class Opportunity(Aggregate):
         hazardous: bool,
         business_date: date,
     ) -> None:
+        """An employer or coordinator offered a work-based-learning opportunity.
+
+        Everything a placement inherits (CEDS 001499 type, worksite, pay, hazard flag,
+        minimum age) is fixed here, once, so later matches cannot disagree about it.
+        """
         self.organisation_id = organisation_id
         self.title = title
         self.employer_name = employer_name
@@ -191,6 +198,7 @@ class Opportunity(Aggregate):
 
     @event("OpportunityClosed")
     def _closed(self, *, actor_id: str, actor_role: str, reason: str, business_date: date) -> None:
+        """The opportunity stopped taking matches; placements already matched carry on."""
         self.closed = True
         self.closed_reason = reason
 
