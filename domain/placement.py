@@ -496,7 +496,7 @@ class Placement(Aggregate):
         """
         self._require({PlacementStatus.ACTIVE, PlacementStatus.SUSPENDED}, "correct hours")
         self._require_party(actor)
-        old = self._entry(entry_id)
+        old = self.entry(entry_id)
         if old.status is EntryStatus.SUPERSEDED:
             raise WrongState(
                 f"Entry {entry_id} was already corrected by {old.superseded_by}; correct that "
@@ -826,6 +826,32 @@ class Placement(Aggregate):
                              business_date=granted_on, minutes=minutes, basis=parsed_basis.value,
                              work_process=work_process, source_placement_id=source_placement_id)
 
+    def credit_pre_apprenticeship(self, *, actor: Actor, source: Placement, granted_on: date,
+                                  today: date) -> int:
+        """Count the approved on-the-job minutes of the learner's completed pre-apprenticeship
+        toward this apprenticeship, up to what the requirement still lacks; return them.
+
+        Pre-apprenticeships exist to lead into registered apprenticeships, and a program may
+        say their hours count (the program's ``pre_apprenticeship_hours_count``).
+        """
+        if not source.pre_apprenticeship:
+            raise RuleViolated("That placement is not a pre-apprenticeship.",
+                               code="not-a-pre-apprenticeship", field="source_placement_id")
+        if source.learner_id != self.learner_id:
+            raise RuleViolated("That pre-apprenticeship was another learner's.",
+                               code="different-learner", field="source_placement_id")
+        if source.status is not PlacementStatus.COMPLETED:
+            raise RuleViolated("Only a completed pre-apprenticeship's hours are credited.",
+                               code="source-not-completed", field="source_placement_id")
+        minutes = source.approved_minutes(HourKind.ON_THE_JOB)
+        if self.ojl_minutes_required:
+            minutes = min(minutes, self.ojl_minutes_required - self.credited_minutes)
+        self.grant_prior_learning_credit(
+            actor=actor, minutes=minutes, basis=CreditBasis.PRE_APPRENTICESHIP,
+            source_placement_id=str(source.id), granted_on=granted_on, today=today,
+        )
+        return minutes
+
     @event("PriorLearningCreditGranted")
     def _credit_granted(self, *, actor_id: str, actor_role: str, business_date: date,
                         minutes: int, basis: str, work_process: str | None,
@@ -897,7 +923,7 @@ class Placement(Aggregate):
             raise NotPermitted("The placement belongs to another organisation.",
                                code="other-organisation")
 
-    def _entry(self, entry_id: str) -> HourEntry:
+    def entry(self, entry_id: str) -> HourEntry:
         try:
             return self.entries[entry_id]
         except KeyError:
@@ -908,7 +934,7 @@ class Placement(Aggregate):
         """Separation of duties: nobody reviews hours they logged or worked, and only the
         supervisor the coordinator named reviews a placement's hours."""
         self._require({PlacementStatus.ACTIVE, PlacementStatus.SUSPENDED}, f"{verb} hours")
-        entry = self._entry(entry_id)
+        entry = self.entry(entry_id)
         if actor.id in (self.learner_id, entry.logged_by):
             raise NotPermitted(f"You cannot {verb} hours you logged or worked yourself.",
                                code="own-hours")

@@ -4,6 +4,17 @@ It is the only thing the HTTP API and the CLI call. Each command loads the
 aggregates it needs, lets them check their rules, and saves the new events in
 one atomic write; the store's unique (aggregate id, version) constraint is the
 optimistic-concurrency check, so two writers can never both win.
+
+Every command takes the acting ``Actor`` and plain values, accepts
+``expected_version`` (the HTTP layer maps ``If-Match`` to it; for commands that
+create a record only ``None`` or ``0`` is accepted) and returns a
+``CommandResult``. Business dates default to today; ``today()`` is the one
+clock, passed into the domain, which never reads the time itself.
+
+Hours and the 24-hour day across placements: ``log_hours``, ``reject_hours``
+and ``correct_hours`` save the Placement together with the ``LearnerDay`` of
+each date they touch, in one ``save()``; see ``domain/learner_day.py`` and
+docs/decisions/010-daily-limit-across-placements.md.
 """
 
 from __future__ import annotations
@@ -18,8 +29,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from domain.actor import Actor
-from domain.errors import ConcurrentChange, StaleVersion, UnknownAggregate
+from domain.child_labour import ChildLabourPolicy
+from domain.errors import ConcurrentChange, RuleViolated, StaleVersion, UnknownAggregate
+from domain.learner_day import LearnerDay
 from domain.opportunity import Opportunity
+from domain.organisation import OrganisationSettings
+from domain.placement import Placement
+from domain.program import ApprenticeshipProgram
 
 
 class DateAsISO(Transcoding):
@@ -43,6 +59,8 @@ class CommandResult:
     aggregate_id: UUID
     version: int
     position: int
+    created_id: str | None = None
+    """The id of the hour entry, evaluation or credential the command created, if any."""
 
 
 class Ledger(Application[UUID]):
@@ -58,7 +76,7 @@ class Ledger(Application[UUID]):
     def today() -> date:
         return datetime.now(UTC).date()
 
-    def _save_all(self, *aggregates: Aggregate) -> CommandResult:
+    def _save_all(self, *aggregates: Aggregate, created_id: str | None = None) -> CommandResult:
         """Save atomically; a concurrent writer's event at the same version refuses ours."""
         try:
             recordings = self.save(*aggregates)
@@ -68,11 +86,20 @@ class Ledger(Application[UUID]):
             ) from error
         first = aggregates[0]
         position = max((r.notification.id for r in recordings), default=0)
-        return CommandResult(aggregate_id=first.id, version=first.version, position=position)
+        return CommandResult(aggregate_id=first.id, version=first.version, position=position,
+                             created_id=created_id)
+
+    @staticmethod
+    def _expect_new(expected_version: int | None) -> None:
+        """A command that creates a record expects no version (``If-Match`` absent) or 0."""
+        if expected_version not in (None, 0):
+            raise StaleVersion(
+                f"You expected version {expected_version} of a record this command creates."
+            )
 
     def _load(self, kind: type[Any], aggregate_id: UUID, expected_version: int | None) -> Any:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise UnknownAggregate(
                 f"No {kind.__name__.lower()} with id {aggregate_id} is recorded.",
@@ -92,7 +119,10 @@ class Ledger(Application[UUID]):
 
     # -- opportunities -------------------------------------------------------------
 
-    def post_opportunity(self, actor: Actor, **details: Any) -> CommandResult:
+    def post_opportunity(
+        self, actor: Actor, *, expected_version: int | None = None, **details: Any
+    ) -> CommandResult:
+        self._expect_new(expected_version)
         details.setdefault("posted_on", self.today())
         opportunity = Opportunity.post(actor=actor, **details)
         return self._save_all(opportunity)
@@ -112,3 +142,409 @@ class Ledger(Application[UUID]):
     def get_opportunity(self, opportunity_id: UUID) -> Opportunity:
         opportunity: Opportunity = self._load(Opportunity, opportunity_id, None)
         return opportunity
+
+    # -- apprenticeship programs ---------------------------------------------------
+
+    def define_program(
+        self, actor: Actor, *, expected_version: int | None = None, **details: Any
+    ) -> CommandResult:
+        """Details are the keyword arguments of ``ApprenticeshipProgram.define``."""
+        self._expect_new(expected_version)
+        details.setdefault("defined_on", self.today())
+        program = ApprenticeshipProgram.define(actor=actor, **details)
+        return self._save_all(program)
+
+    def get_program(self, program_id: UUID) -> ApprenticeshipProgram:
+        program: ApprenticeshipProgram = self._load(ApprenticeshipProgram, program_id, None)
+        return program
+
+    # -- organisation settings -----------------------------------------------------
+
+    def set_child_labour_policy(
+        self,
+        actor: Actor,
+        organisation_id: str,
+        *,
+        policy: ChildLabourPolicy | str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        settings_id = OrganisationSettings.create_id(organisation_id)
+        try:
+            settings: OrganisationSettings = self._load(
+                OrganisationSettings, settings_id, expected_version
+            )
+        except UnknownAggregate:
+            self._expect_new(expected_version)
+            settings = OrganisationSettings.choose(
+                actor=actor, organisation_id=organisation_id, policy=policy, reason=reason,
+                chosen_on=self.today(),
+            )
+        else:
+            settings.change(actor=actor, policy=policy, reason=reason, changed_on=self.today())
+        return self._save_all(settings)
+
+    def child_labour_policy(self, organisation_id: str) -> ChildLabourPolicy:
+        """The organisation's choice; refusing is the default, the lawful side."""
+        try:
+            settings: object = self.repository.get(OrganisationSettings.create_id(organisation_id))
+        except AggregateNotFoundError:
+            return ChildLabourPolicy.REFUSE
+        assert isinstance(settings, OrganisationSettings)
+        return settings.child_labour_policy
+
+    # -- placements: match, agreement, start ---------------------------------------
+
+    def match_learner(
+        self,
+        actor: Actor,
+        opportunity_id: UUID,
+        *,
+        learner_id: str,
+        supervisor_id: str,
+        learner_born_on: date,
+        program_id: UUID | None = None,
+        matched_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Create a placement. The birth date is used for the age rules and not stored."""
+        self._expect_new(expected_version)
+        opportunity: Opportunity = self._load(Opportunity, opportunity_id, None)
+        program = None
+        if program_id is not None:
+            program = self._load(ApprenticeshipProgram, program_id, None)
+        placement = Placement.match(
+            actor=actor, opportunity=opportunity, program=program, learner_id=learner_id,
+            supervisor_id=supervisor_id, learner_born_on=learner_born_on,
+            matched_on=matched_on or self.today(),
+        )
+        return self._save_all(placement)
+
+    def sign_agreement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        party: str,
+        signed_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.sign_agreement(actor=actor, party=party, signed_on=signed_on or today,
+                                 today=today)
+        return self._save_all(placement)
+
+    def start_placement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        started_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.start(actor=actor, started_on=started_on or today, today=today)
+        return self._save_all(placement)
+
+    # -- hours ---------------------------------------------------------------------
+
+    def log_hours(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        work_date: date,
+        minutes: int,
+        kind: str = "on_the_job",
+        start_time: str | None = None,
+        end_time: str | None = None,
+        allocations: dict[str, int] | None = None,
+        school_day: bool = False,
+        school_week: bool | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Log an entry; ``created_id`` of the result is the new entry's id.
+
+        The placement checks its own rules; the learner's ``LearnerDay`` checks the
+        24-hour day across placements; both are saved in one atomic write.
+        """
+        placement = self._placement(placement_id, expected_version)
+        entry_id = placement.log_hours(
+            actor=actor, work_date=work_date, minutes=minutes, kind=kind,
+            start_time=start_time, end_time=end_time, allocations=allocations,
+            school_day=school_day, school_week=school_week, today=self.today(),
+            policy=self.child_labour_policy(placement.organisation_id),
+        )
+        day = self._learner_day(actor, placement.learner_id, work_date)
+        day.claim(actor=actor, placement_id=str(placement.id), entry_id=entry_id,
+                  minutes=minutes)
+        return self._save_all(placement, day, created_id=entry_id)
+
+    def approve_hours(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        entry_id: str,
+        approved_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.approve_hours(actor=actor, entry_id=entry_id,
+                                approved_on=approved_on or today, today=today)
+        return self._save_all(placement)
+
+    def reject_hours(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        entry_id: str,
+        reason: str,
+        rejected_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A rejected entry's minutes stop counting toward the learner's day."""
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.reject_hours(actor=actor, entry_id=entry_id, reason=reason,
+                               rejected_on=rejected_on or today, today=today)
+        entry = placement.entries[entry_id]
+        day = self._learner_day(actor, placement.learner_id, entry.work_date)
+        day.release(actor=actor, entry_id=entry_id, reason="rejected")
+        return self._save_all(placement, day)
+
+    def correct_hours(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        entry_id: str,
+        reason: str,
+        work_date: date,
+        minutes: int,
+        kind: str = "on_the_job",
+        start_time: str | None = None,
+        end_time: str | None = None,
+        allocations: dict[str, int] | None = None,
+        school_day: bool = False,
+        school_week: bool | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Replace an entry by a new one; ``created_id`` is the new entry's id.
+
+        The old entry's minutes leave its day and the new entry's minutes join theirs,
+        in the same write as the correction.
+        """
+        placement = self._placement(placement_id, expected_version)
+        old = placement.entry(entry_id)
+        old_date = old.work_date
+        new_id = placement.correct_hours(
+            actor=actor, entry_id=entry_id, reason=reason, work_date=work_date,
+            minutes=minutes, kind=kind, start_time=start_time, end_time=end_time,
+            allocations=allocations, school_day=school_day, school_week=school_week,
+            today=self.today(), policy=self.child_labour_policy(placement.organisation_id),
+        )
+        old_day = self._learner_day(actor, placement.learner_id, old_date)
+        old_day.release(actor=actor, entry_id=entry_id, reason="superseded")
+        new_day = old_day if work_date == old_date else self._learner_day(
+            actor, placement.learner_id, work_date
+        )
+        new_day.claim(actor=actor, placement_id=str(placement.id), entry_id=new_id,
+                      minutes=minutes)
+        days = [old_day] if new_day is old_day else [old_day, new_day]
+        return self._save_all(placement, *days, created_id=new_id)
+
+    # -- evaluation, competencies, credentials -------------------------------------
+
+    def evaluate_placement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        scores: dict[str, int],
+        evaluator_role: str,
+        stage: str = "final",
+        comments: str = "",
+        evaluated_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        evaluation_id = placement.evaluate(
+            actor=actor, scores=scores, evaluator_role=evaluator_role, stage=stage,
+            comments=comments, evaluated_on=evaluated_on or today, today=today,
+        )
+        return self._save_all(placement, created_id=evaluation_id)
+
+    def sign_off_competency(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        competency: str,
+        signed_off_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.sign_off_competency(actor=actor, competency=competency,
+                                      signed_off_on=signed_off_on or today, today=today)
+        return self._save_all(placement)
+
+    def issue_credential(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        kind: str,
+        issuer: str,
+        issued_on: date | None = None,
+        expires_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        credential_id = placement.issue_credential(
+            actor=actor, kind=kind, issuer=issuer, issued_on=issued_on or today,
+            expires_on=expires_on, today=today,
+        )
+        return self._save_all(placement, created_id=credential_id)
+
+    # -- status changes ------------------------------------------------------------
+
+    def suspend_placement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        reason: str,
+        suspended_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.suspend(actor=actor, reason=reason, suspended_on=suspended_on or today,
+                          today=today)
+        return self._save_all(placement)
+
+    def reinstate_placement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        reason: str,
+        reinstated_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.reinstate(actor=actor, reason=reason, reinstated_on=reinstated_on or today,
+                            today=today)
+        return self._save_all(placement)
+
+    def withdraw_placement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        reason: str,
+        during_probation: bool = False,
+        withdrawn_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.withdraw(actor=actor, reason=reason, during_probation=during_probation,
+                           withdrawn_on=withdrawn_on or today, today=today)
+        return self._save_all(placement)
+
+    def complete_placement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        completed_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.complete(actor=actor, completed_on=completed_on or today, today=today)
+        return self._save_all(placement)
+
+    # -- prior learning --------------------------------------------------------------
+
+    def grant_prior_learning_credit(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        minutes: int,
+        basis: str,
+        work_process: str | None = None,
+        granted_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Credit for prior experience or training. Pre-apprenticeship hours go through
+        ``credit_pre_apprenticeship_hours``, which reads them from the source placement."""
+        placement = self._placement(placement_id, expected_version)
+        if basis == "pre_apprenticeship":
+            raise RuleViolated(
+                "Credit a pre-apprenticeship by naming its placement "
+                "(credit_pre_apprenticeship_hours).", code="source-required", field="basis",
+            )
+        today = self.today()
+        placement.grant_prior_learning_credit(
+            actor=actor, minutes=minutes, basis=basis, work_process=work_process,
+            granted_on=granted_on or today, today=today,
+        )
+        return self._save_all(placement)
+
+    def credit_pre_apprenticeship_hours(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        source_placement_id: UUID,
+        granted_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        source = self._placement(source_placement_id, None)
+        today = self.today()
+        placement.credit_pre_apprenticeship(actor=actor, source=source,
+                                            granted_on=granted_on or today, today=today)
+        return self._save_all(placement)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def get_placement(self, placement_id: UUID) -> Placement:
+        return self._placement(placement_id, None)
+
+    def learner_minutes_on(self, learner_id: str, day: date) -> int:
+        """Minutes of active entries of the learner on that date, across placements."""
+        try:
+            learner_day: object = self.repository.get(LearnerDay.create_id(learner_id, day))
+        except AggregateNotFoundError:
+            return 0
+        assert isinstance(learner_day, LearnerDay)
+        return learner_day.claimed_minutes
+
+    # -- helpers for placements --------------------------------------------------------
+
+    def _placement(self, placement_id: UUID, expected_version: int | None) -> Placement:
+        placement: Placement = self._load(Placement, placement_id, expected_version)
+        return placement
+
+    def _learner_day(self, actor: Actor, learner_id: str, day: date) -> LearnerDay:
+        """The learner's day, opened if this is their first entry on that date. Two writers
+        opening the same day both write version 1 of the same id: one is refused."""
+        try:
+            learner_day: object = self.repository.get(LearnerDay.create_id(learner_id, day))
+        except AggregateNotFoundError:
+            return LearnerDay.open(actor=actor, learner_id=learner_id, day=day)
+        assert isinstance(learner_day, LearnerDay)
+        return learner_day
