@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -17,6 +18,22 @@ from types import TracebackType
 log = logging.getLogger(__name__)
 
 _TANSU_ENV_KEYS = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID")
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM the broker when its parent dies, even by SIGKILL.
+
+    Linux ties this to the thread that started the child, so start the broker from a
+    thread that lives as long as the service (the main thread does).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:  # not Linux: the owner's stop() is the only cleanup
+        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -69,6 +86,7 @@ class LocalBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

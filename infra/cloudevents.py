@@ -57,7 +57,8 @@ class OutgoingRecord:
 
 
 def event_type_names(topic: str) -> tuple[str, str]:
-    """``domain.opportunity:Opportunity.OpportunityPosted`` -> (``Opportunity``, ``OpportunityPosted``)."""
+    """``domain.opportunity:Opportunity.OpportunityPosted``
+    -> (``Opportunity``, ``OpportunityPosted``)."""
     qualname = topic.split(":", 1)[1]
     aggregate_type, _, event_type = qualname.rpartition(".")
     return aggregate_type or qualname, event_type

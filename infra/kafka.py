@@ -136,7 +136,9 @@ def wait_for_topic(admin: KafkaAdminClient, name: str, timeout: float) -> bool:
     return False
 
 
-def high_watermarks(c: KafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+def high_watermarks(
+    c: KafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
     """The true end of each partition, from a fetch response.
 
     ``end_offsets`` is not trusted (tansu reports the start of the last batch + 1);

@@ -41,8 +41,15 @@ def run(
         server = uvicorn.Server(uvicorn.Config(
             create_app(runtime=runtime), host=settings.api_host, port=settings.api_port,
             log_level="warning", access_log=False))
-        where = settings.database_url and "PostgreSQL" or f"SQLite in {settings.data_dir.resolve()}"
+        where = (
+            "PostgreSQL" if settings.database_url
+            else f"SQLite in {settings.data_dir.resolve()}"
+        )
         broker = "local broker" if runtime.broker else "Kafka"
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal into the
+        # handler it found; a no-op one lets us stop the relay, projector and broker cleanly.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        signal.signal(signal.SIGINT, lambda *_: None)
         typer.echo(
             f"wbl-ledger is up: API docs at http://{settings.api_host}:{settings.api_port}/docs "
             f"(store: {where}; {broker} at {runtime.bootstrap}; Ctrl-C stops)", err=True)

@@ -100,7 +100,8 @@ class Projector:
                 )
             ).mappings()
             return {
-                r["partition"]: PartitionPosition(r["next_offset"], r["last_event_id"]) for r in rows
+                r["partition"]: PartitionPosition(r["next_offset"], r["last_event_id"])
+                for r in rows
             }
 
     def _last_version(self, conn: Connection, aggregate_id: str) -> int:
@@ -229,7 +230,9 @@ class Projector:
             partitions = kafka_io.partition_count(admin, self.topic)
         finally:
             admin.close()
-        consumer = kafka_io.consumer(self.bootstrap, client_id=f"wbl-projector-{self.consumer_name}")
+        consumer = kafka_io.consumer(
+            self.bootstrap, client_id=f"wbl-projector-{self.consumer_name}"
+        )
         try:
             reader = TopicReader(consumer, self.topic, partitions, self.load_positions())
             self.status.connected = True
@@ -245,7 +248,9 @@ class Projector:
                 if time.monotonic() >= next_layout_check:
                     found = consumer.partitions_for_topic(self.topic) or set()
                     if len(found) != partitions:
-                        raise TopicChanged(f"topic now has {len(found)} partitions, not {partitions}")
+                        raise TopicChanged(
+                            f"topic now has {len(found)} partitions, not {partitions}"
+                        )
                     next_layout_check = time.monotonic() + 5
         finally:
             consumer.close()

@@ -1,0 +1,95 @@
+"""The README's first command, as a person would use it: `wbl run` in its own process,
+an opportunity posted over HTTP, the process stopped and started again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka import KafkaConsumer
+
+from infra.broker import free_port
+
+pytestmark = pytest.mark.integration
+
+OPPORTUNITY = {
+    "organisation_id": "district-7",
+    "title": "Job shadow: hospital pharmacy",
+    "employer_name": "St. Mary's",
+    "worksite": "Pharmacy, 3rd floor",
+    "wbl_type": "JobShadowing",
+    "starts_on": "2027-02-01",
+    "ends_on": "2027-02-01",
+}
+
+
+@contextmanager
+def wbl_run(data_dir: Path, port: int, log: Path) -> Iterator[httpx.Client]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run", "--port", str(port),
+             "--data-dir", str(data_dir)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield client
+    finally:
+        client.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+
+
+def topic_event_ids(bootstrap: str, expected: int) -> set[str]:
+    consumer = KafkaConsumer("wbl.placement-events.v1", bootstrap_servers=bootstrap,
+                             auto_offset_reset="earliest", group_id=None,
+                             consumer_timeout_ms=1000)
+    ids: set[str] = set()
+    deadline = time.monotonic() + 10
+    try:
+        while len(ids) < expected and time.monotonic() < deadline:
+            ids.update(dict(r.headers)["ce_id"].decode() for r in consumer)
+    finally:
+        consumer.close()
+    return ids
+
+
+def test_wbl_run_serves_and_restarts_without_loss(tmp_path: Path) -> None:
+    data_dir, log = tmp_path / "data", tmp_path / "wbl.log"
+    port = free_port()
+    with wbl_run(data_dir, port, log) as api:
+        started = time.monotonic()
+        accepted = api.post("/opportunities", json=OPPORTUNITY).json()
+        got = api.get(f"/opportunities/{accepted['id']}",
+                      params={"min_position": accepted["position"]})
+        assert got.status_code == 200
+        assert time.monotonic() - started < 1.0
+        bootstrap = api.get("/health").json()["broker"]["bootstrap_servers"]
+        assert topic_event_ids(bootstrap, 1) == {f"{accepted['id']}/1"}
+    assert "API docs at http://127.0.0.1:" in log.read_text()
+
+    with wbl_run(data_dir, port, log) as api:
+        got = api.get(f"/opportunities/{accepted['id']}")
+        assert got.status_code == 200
+        assert got.json()["title"] == OPPORTUNITY["title"]
+        bootstrap_again = api.get("/health").json()["broker"]["bootstrap_servers"]
+        assert topic_event_ids(bootstrap_again, 1) == {f"{accepted['id']}/1"}
