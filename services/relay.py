@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from eventsourcing.persistence import Tracking
 from kafka import KafkaProducer
@@ -43,6 +44,22 @@ class RelayStatus:
     last_error_at: float | None = None
     fatal: bool = False
     last_published_at: float | None = None
+    errors_total: int = 0
+    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=120))
+
+    def record_published(self, count: int) -> None:
+        now = time.monotonic()
+        self.published_total += count
+        self.last_published_at = time.time()
+        self.samples.append((now, self.published_total))
+
+    def throughput(self) -> float:
+        """Events per second over the last minute of publishing."""
+        now = time.monotonic()
+        recent = [(t, n) for t, n in self.samples if now - t <= 60]
+        if len(recent) < 2 or recent[-1][0] == recent[0][0]:
+            return 0.0
+        return (recent[-1][1] - recent[0][1]) / (recent[-1][0] - recent[0][0])
 
     @property
     def lag(self) -> int:
@@ -115,8 +132,7 @@ class Relay:
             self.tracking.insert_tracking(Tracking(self.tracking_name, last))
             self.tracked = last
         self.status.acknowledged_position = last
-        self.status.published_total += len(notifications)
-        self.status.last_published_at = time.time()
+        self.status.record_published(len(notifications))
         return last
 
     def publish_pending(self, producer: KafkaProducer, after: int) -> int:
@@ -156,6 +172,7 @@ class Relay:
         self.status.connected = False
         self.status.last_error = f"{type(error).__name__}: {error}"
         self.status.last_error_at = time.time()
+        self.status.errors_total += 1
 
     def _session(self, stop: threading.Event) -> None:
         admin = kafka_io.admin_client(self.bootstrap)

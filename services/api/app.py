@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.metrics import registry_for
 from infra.settings import Settings
 from services.api import errors
-from services.api.routes import health, opportunities
+from services.api.routes import health, metrics, opportunities
 from services.runtime import Runtime
 
 DESCRIPTION = """
@@ -77,10 +78,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime is not None:
             app.state.runtime = runtime
+            app.state.metrics_registry = registry_for(runtime)
             yield
             return
         own = Runtime.build(settings, relay=False, projector=False)
         app.state.runtime = own
+        app.state.metrics_registry = registry_for(own)
         try:
             yield
         finally:
@@ -90,8 +93,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                   lifespan=lifespan)
     if runtime is not None:
         app.state.runtime = runtime
+        app.state.metrics_registry = registry_for(runtime)
     errors.install(app)
     app.include_router(opportunities.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -240,3 +240,13 @@ def test_restart_with_an_empty_broker_loses_nothing(
                          params={"min_position": new["position"]}).status_code == 200
     finally:
         second.stop()
+
+
+def test_metrics_expose_relay_and_projection_lag(client: TestClient) -> None:
+    accepted = client.post("/opportunities", json=VALID).json()
+    client.get(f"/opportunities/{accepted['id']}", params={"min_position": accepted["position"]})
+    text = client.get("/metrics").text
+    assert "wbl_relay_lag_events 0.0" in text
+    assert "wbl_relay_published_events_total" in text
+    assert 'wbl_projection_lag_records{consumer="live"}' in text
+    assert "wbl_relay_throughput_events_per_second" in text

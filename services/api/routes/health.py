@@ -43,7 +43,8 @@ def health(runtime: RuntimeDep, response: Response) -> Health:
             "running": s.running, "connected": s.connected, "lag": s.lag,
             "stored_position": s.stored_position, "acknowledged_position": s.acknowledged_position,
             "published_total": s.published_total, "refills": s.refills,
-            "last_error": s.last_error,
+            "throughput_per_second": round(s.throughput(), 1), "errors_total": s.errors_total,
+            "last_error": s.last_error, "last_error_at": s.last_error_at,
         }
         if not s.running or s.fatal:
             problems.append("relay")
