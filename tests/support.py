@@ -49,7 +49,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[TopicR
     try:
         while len(done) < len(tps):
             assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for tp, batch in consumer.poll(timeout_ms=300).items():
+            for batch in consumer.poll(timeout_ms=300).values():
                 for r in batch:
                     records.append(TopicRecord(
                         r.partition, r.offset, r.key,
@@ -107,7 +107,8 @@ def reconcile(ledger: Ledger, records: list[TopicRecord]) -> Reconciliation:
         seen[key] = r
         assert int(r.headers["ce_position"]) == store.get(key), f"unknown or moved event {key}"
     missing = set(store) - set(seen)
-    assert not missing, f"{len(missing)} stored events are not on the topic, e.g. {sorted(missing)[:3]}"
+    assert not missing, (
+        f"{len(missing)} stored events are not on the topic, e.g. {sorted(missing)[:3]}")
     return Reconciliation(records=len(records), distinct=len(seen), duplicates=duplicates)
 
 
