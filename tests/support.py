@@ -146,3 +146,84 @@ def placement_story(ledger: Ledger, *, learner: str, days: int = 5) -> int:
         ledger.approve_hours(supervisor, placement, entry_id=str(logged.created_id),
                              approved_on=date(2026, 1, 5) + timedelta(day + 1))
     return (ledger.recorder.max_notification_id() or 0) - before
+
+
+def every_event_type(ledger: Ledger) -> None:
+    """A history that records every event type the domain has (the contract test's input).
+
+    Pins the ledger's "today" to 2024-06-03 so the business dates below are in the past.
+    """
+    from datetime import date
+    from decimal import Decimal
+    from uuid import UUID
+
+    from domain.actor import Actor, Role
+
+    ledger.today = lambda: date(2024, 6, 3)  # type: ignore[method-assign]
+    org = "org-1"
+    coordinator = Actor("coord-1", Role.COORDINATOR, org)
+    learner = Actor("learner-1", Role.LEARNER)
+    supervisor = Actor("super-1", Role.SUPERVISOR)
+    employer = Actor("employer-1", Role.EMPLOYER)
+    sponsor = Actor("sponsor-1", Role.SPONSOR)
+    admin = Actor("admin-1", Role.ADMIN, org)
+
+    def opportunity(**overrides: Any) -> UUID:
+        details: dict[str, Any] = dict(
+            organisation_id=org, title="Apprentice electrician", employer_name="Sparks",
+            worksite="Main St", wbl_type="PaidInternship", paid=True,
+            hourly_wage=Decimal("17.50"), starts_on=date(2024, 1, 8),
+            ends_on=date(2025, 12, 31))
+        details.update(overrides)
+        return ledger.post_opportunity(coordinator, **details).aggregate_id
+
+    def started(program_id: UUID | None = None, **overrides: Any) -> UUID:
+        placement = ledger.match_learner(
+            coordinator, opportunity(**overrides), learner_id=learner.id,
+            supervisor_id=supervisor.id, learner_born_on=date(2000, 1, 1),
+            program_id=program_id).aggregate_id
+        for actor, party in ((learner, "learner"), (employer, "employer"),
+                             (coordinator, "coordinator")):
+            ledger.sign_agreement(actor, placement, party=party)
+        ledger.start_placement(coordinator, placement, started_on=date(2024, 1, 8))
+        return placement
+
+    ledger.set_child_labour_policy(admin, org, policy="flag", reason="work-study exemption")
+    ledger.set_child_labour_policy(admin, org, policy="refuse", reason="district rule")
+    closed = opportunity()
+    ledger.close_opportunity(coordinator, closed, reason="filled")
+    program = ledger.define_program(
+        sponsor, sponsor_id="jatc", sponsor_name="JATC", title="Inside wireman",
+        rapids_code="0159", onet_code="47-2111.00", approach="competency_based",
+        ojl_hours=2000, work_processes={"Safety": 1000, "Wiring": 1000},
+        competencies=["Wiring basics"],
+        wage_schedule=[{"after_hours": 0, "hourly_wage": Decimal("18.00")}],
+        pre_apprenticeship_hours_count=True).aggregate_id
+    pre = started(pre_apprenticeship=True)
+    entry = ledger.log_hours(learner, pre, work_date=date(2024, 1, 9), minutes=480).created_id
+    ledger.approve_hours(supervisor, pre, entry_id=str(entry))
+    ledger.complete_placement(coordinator, pre)
+    apprenticeship = started(program_id=program, wbl_type="Apprenticeship")
+    ledger.credit_pre_apprenticeship_hours(sponsor, apprenticeship, source_placement_id=pre)
+    ledger.grant_prior_learning_credit(sponsor, apprenticeship, minutes=600,
+                                       basis="prior_training")
+    logged = ledger.log_hours(learner, apprenticeship, work_date=date(2024, 1, 10),
+                              minutes=240, allocations={"Wiring": 200}).created_id
+    ledger.approve_hours(supervisor, apprenticeship, entry_id=str(logged))
+    wrong = ledger.log_hours(learner, apprenticeship, work_date=date(2024, 1, 11),
+                             minutes=60).created_id
+    ledger.reject_hours(supervisor, apprenticeship, entry_id=str(wrong), reason="not rota")
+    fixed = ledger.correct_hours(coordinator, apprenticeship, entry_id=str(wrong),
+                                 reason="right day", work_date=date(2024, 1, 12),
+                                 minutes=60).created_id
+    ledger.approve_hours(supervisor, apprenticeship, entry_id=str(fixed))
+    ledger.evaluate_placement(supervisor, apprenticeship, scores={"Wiring basics": 4},
+                              evaluator_role="supervisor", comments="Ready")
+    ledger.sign_off_competency(supervisor, apprenticeship, competency="Wiring basics")
+    ledger.suspend_placement(coordinator, apprenticeship, reason="injury")
+    ledger.reinstate_placement(coordinator, apprenticeship, reason="recovered")
+    ledger.complete_placement(coordinator, apprenticeship)
+    ledger.issue_credential(coordinator, apprenticeship, kind="ApprenticeshipCertificate",
+                            issuer="US DOL")
+    withdrawn = started()
+    ledger.withdraw_placement(learner, withdrawn, reason="moved", during_probation=True)
