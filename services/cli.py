@@ -22,6 +22,17 @@ def _settings(**overrides: object) -> Settings:
     return settings
 
 
+def _build(settings: Settings, **roles: bool) -> Runtime:
+    """Build the runtime, or exit with the reason (exit code 2) when it must not start."""
+    from infra.kafka import TopicWouldLoseHistory
+
+    try:
+        return Runtime.build(settings, **roles)
+    except TopicWouldLoseHistory as refused:
+        typer.echo(f"wbl: refusing to start: {refused}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def run(
     port: Annotated[int | None, typer.Option(help="API port (WBL_API_PORT).")] = None,
@@ -37,7 +48,7 @@ def run(
     from services.api.app import create_app
 
     settings = _settings(api_port=port, data_dir=data_dir)
-    runtime = Runtime.build(settings)
+    runtime = _build(settings)
     runtime.start()
     try:
         server = uvicorn.Server(uvicorn.Config(
@@ -74,7 +85,7 @@ def api() -> None:
 
 def _run_worker(role: str) -> None:
     settings = _settings()
-    runtime = Runtime.build(settings, relay=role == "relay", projector=role == "projector")
+    runtime = _build(settings, relay=role == "relay", projector=role == "projector")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -172,3 +172,24 @@ def test_reader_skips_copies_and_stops_at_a_gap(kafka_bootstrap: str, topic_name
     assert applied == [1, 2, 3]
     assert "expected version 4 but read version 5" in str(gap.value)
     assert TopicPartition(topic_name, 0) in reader.tps
+
+
+def test_the_relay_role_refuses_to_start_with_a_clear_message(
+    kafka_bootstrap: str, topic_name: str, tmp_path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic_name, 3, 1, topic_configs={"retention.ms": "86400000"})])
+    admin.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
+    env.update({"WBL_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WBL_TOPIC": topic_name,
+                "WBL_DATA_DIR": str(tmp_path)})
+    done = subprocess.run([sys.executable, "-m", "services.cli", "relay"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "refusing to start" in done.stderr
+    assert "retention.ms=86400000 (must be -1)" in done.stderr
+    assert "Traceback" not in done.stderr
