@@ -28,3 +28,15 @@ applied_versions = Table(
     Column("version", Integer, nullable=False),
     Column("position", BigInteger, nullable=False),
 )
+
+projection_swaps = Table(
+    "projection_swaps",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("projection", String(100), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("positions", String(4000), nullable=False),
+    Column("events", BigInteger, nullable=False),
+)
+"""One row per rebuild swap or check: written first in the swap's transaction, which takes
+SQLite's write lock before the live positions are read (decision 021)."""
