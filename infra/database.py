@@ -26,10 +26,14 @@ def event_store_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_PORT": str(url.port or 5432),
             "POSTGRES_USER": url.username or "postgres",
             "POSTGRES_PASSWORD": url.password or "",
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
+            # No pre-ping: psycopg_pool backs off exponentially per dead connection it finds,
+            # so after a cut a request could wait tens of seconds. Instead the library
+            # retries a failed statement (10 attempts, 0.2 s apart) and a small pool means
+            # those attempts get past every dead connection (docs/decisions/007).
+            "POSTGRES_POOL_SIZE": str(settings.database_pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(settings.database_max_overflow),
             "POSTGRES_CONN_MAX_AGE": "300",
-            "POSTGRES_PRE_PING": "y",
+            "POSTGRES_PRE_PING": "n",
         }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
         description="PostgreSQL URL (postgresql://user:password@host:port/dbname). When set, "
         "the event store and the read models live there instead of SQLite files.",
     )
+    database_pool_size: int = Field(
+        3, ge=1, description="PostgreSQL connections kept open by the event store."
+    )
+    database_max_overflow: int = Field(
+        2, ge=0, description="Extra PostgreSQL connections the event store may open under load."
+    )
     kafka_bootstrap_servers: str | None = Field(
         None,
         description="Comma-separated Kafka bootstrap servers. When unset, the service starts a "

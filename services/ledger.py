@@ -77,17 +77,45 @@ class Ledger(Application[UUID]):
         return datetime.now(UTC).date()
 
     def _save_all(self, *aggregates: Aggregate, created_id: str | None = None) -> CommandResult:
-        """Save atomically; a concurrent writer's event at the same version refuses ours."""
+        """Save atomically; a concurrent writer's event at the same version refuses ours.
+
+        One case looks like a conflict but is not: the connection dies just after the
+        database committed, the library retries, and the retry finds our own rows. Then the
+        stored events are byte-for-byte ours and the command succeeded.
+        """
+        pending = [event for aggregate in aggregates for event in aggregate.pending_events]
         try:
             recordings = self.save(*aggregates)
         except IntegrityError as error:
-            raise ConcurrentChange(
-                "Another change was recorded at the same time; reload and try again."
-            ) from error
+            positions = self._positions_if_already_recorded(pending)
+            if positions is None:
+                raise ConcurrentChange(
+                    "Another change was recorded at the same time; reload and try again."
+                ) from error
+            position = max(positions)
+        else:
+            position = max((r.notification.id for r in recordings), default=0)
         first = aggregates[0]
-        position = max((r.notification.id for r in recordings), default=0)
         return CommandResult(aggregate_id=first.id, version=first.version, position=position,
                              created_id=created_id)
+
+    def _positions_if_already_recorded(self, events: list[Any]) -> list[int] | None:
+        """Positions of ``events`` if every one is already stored exactly as given, else None."""
+        wanted = {(e.originator_id, e.originator_version): self.mapper.to_stored_event(e)
+                  for e in events}
+        for (originator_id, version), mine in wanted.items():
+            stored = self.recorder.select_events(originator_id, gt=version - 1, lte=version)
+            if len(stored) != 1 or (stored[0].topic, stored[0].state) != (mine.topic, mine.state):
+                return None
+        # Rare path: find the positions among the most recent notifications.
+        last = self.recorder.max_notification_id() or 0
+        found: dict[tuple[Any, int], int] = {}
+        for n in self.recorder.select_notifications(start=max(last - 5000, 0), limit=5001,
+                                                    inclusive_of_start=False):
+            key = (n.originator_id, n.originator_version)
+            if key in wanted:
+                found[key] = n.id
+        return list(found.values()) if len(found) == len(wanted) else None
 
     @staticmethod
     def _expect_new(expected_version: int | None) -> None:

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import PersistenceError, Tracking
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -159,9 +159,12 @@ class Relay:
                     self.status.fatal = True
                     log.error("relay stopped: %s", error)
                     return
-                except (KafkaError, OSError, TimeoutError) as error:
+                except (KafkaError, OSError, TimeoutError, PersistenceError) as error:
+                    # Broker or event store unreachable: nothing was recorded as published
+                    # that was not acknowledged, so starting the session again is safe.
                     self._error(error)
-                    log.warning("relay lost the broker; retrying in %.1f s", backoff)
+                    log.warning("relay interrupted (%s); retrying in %.1f s",
+                                type(error).__name__, backoff)
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:

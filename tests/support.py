@@ -82,6 +82,9 @@ class Reconciliation:
     records: int
     distinct: int
     duplicates: int
+    stored: int
+    """Events in the store (not the last position: PostgreSQL positions can have gaps
+    where a transaction rolled back)."""
 
 
 def reconcile(ledger: Ledger, records: list[TopicRecord]) -> Reconciliation:
@@ -109,7 +112,9 @@ def reconcile(ledger: Ledger, records: list[TopicRecord]) -> Reconciliation:
     missing = set(store) - set(seen)
     assert not missing, (
         f"{len(missing)} stored events are not on the topic, e.g. {sorted(missing)[:3]}")
-    return Reconciliation(records=len(records), distinct=len(seen), duplicates=duplicates)
+    assert len(seen) == len(store)
+    return Reconciliation(records=len(records), distinct=len(seen), duplicates=duplicates,
+                          stored=len(store))
 
 
 # -- a realistic workload through the ledger application --------------------------------

@@ -74,7 +74,7 @@ def test_broker_down_then_back_empty(store_settings: Settings, own_broker: Local
     finally:
         runtime.stop()
     assert accepted_while_down > 0
-    assert result.distinct == stored
+    assert result.distinct == result.stored
     assert runtime.relay.status.refills >= 1
     assert runtime.projector.status.fatal is False
     print(f"\nbroker outage: {accepted_while_down} events accepted while down, "
