@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from infra.personal_data import PersonalDataVault, load_or_create_master_key
 from infra.settings import Settings
 
 
@@ -45,12 +46,22 @@ def event_store_env(settings: Settings) -> dict[str, str]:
 
 def read_model_engine(settings: Settings) -> Engine:
     """A SQLAlchemy engine for the read models (same database as the events on PostgreSQL)."""
-    if settings.database_url:
-        url = make_url(settings.database_url).set(drivername="postgresql+psycopg")
+    return _engine(settings.database_url, settings, "read_models.sqlite3")
+
+
+def personal_data_engine(settings: Settings) -> Engine:
+    """The personal-data vault's database: its own SQLite file by default."""
+    return _engine(settings.personal_data_url or settings.database_url, settings,
+                   "personal_data.sqlite3")
+
+
+def _engine(database_url: str | None, settings: Settings, sqlite_file: str) -> Engine:
+    if database_url:
+        url = make_url(database_url).set(drivername="postgresql+psycopg")
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        f"sqlite:///{settings.data_dir / 'read_models.sqlite3'}",
+        f"sqlite:///{settings.data_dir / sqlite_file}",
         connect_args={"timeout": 10, "check_same_thread": False},
     )
 
@@ -63,3 +74,9 @@ def read_model_engine(settings: Settings) -> Engine:
         cursor.close()
 
     return engine
+
+
+def personal_data_vault(settings: Settings) -> PersonalDataVault:
+    key = load_or_create_master_key(settings.personal_data_key,
+                                    settings.data_dir / "personal-data.key")
+    return PersonalDataVault(personal_data_engine(settings), key)

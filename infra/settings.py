@@ -30,6 +30,17 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(
         2, ge=0, description="Extra PostgreSQL connections the event store may open under load."
     )
+    personal_data_url: str | None = Field(
+        None,
+        description="Database for the personal-data vault (learner profiles, encrypted). "
+        "Default: WBL_DATABASE_URL, or personal_data.sqlite3 in WBL_DATA_DIR.",
+    )
+    personal_data_key: str | None = Field(
+        None,
+        description="Base64 32-byte master key wrapping each learner's data key. Unset: a "
+        "random key kept in WBL_DATA_DIR/personal-data.key (mode 0600), embedded default only.",
+        repr=False,
+    )
     kafka_bootstrap_servers: str | None = Field(
         None,
         description="Comma-separated Kafka bootstrap servers. When unset, the service starts a "
