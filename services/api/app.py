@@ -1,17 +1,38 @@
-"""The FastAPI application: routers per resource, one error handler, a body-size limit."""
+"""The FastAPI application: routers per resource, one error handler, one authorisation
+dependency, and the middleware around them (outermost first): request id + access log +
+HTTP metrics, body-size limit, idempotency keys."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.metrics import registry_for
 from infra.settings import Settings
+from projections.tables import metadata as projection_metadata
 from services.api import errors
-from services.api.routes import health, metrics, opportunities
+from services.api.auth import token_key
+from services.api.authz import enforce
+from services.api.idempotency import Idempotency
+from services.api.models import PROBLEMS, Problem
+from services.api.observability import HttpMetrics, RequestContext
+from services.api.routes import (
+    credentials,
+    evaluations,
+    health,
+    hours,
+    me,
+    metrics,
+    opportunities,
+    organisations,
+    placements,
+    programs,
+)
+from services.api.store import api_metadata
 from services.runtime import Runtime
 
 DESCRIPTION = """
@@ -19,6 +40,11 @@ The ledger of work-based-learning placements. Every command records immutable ev
 queries read projections built from the Kafka topic. Commands answer the event's
 `position`: pass it as `min_position` to a query to read your own write.
 Errors are RFC 9457 `application/problem+json` with a stable `type` per rule.
+
+Every endpoint but `/health` and the docs needs `Authorization: Bearer <token>`
+(`wbl tokens create --actor-id ID --role ROLE [--organisation ORG]` makes one for local use).
+Every POST accepts `Idempotency-Key`; commands on an existing record accept `If-Match`
+with the `ETag` you read and answer 412 when it is stale.
 """
 
 
@@ -73,30 +99,75 @@ class _TooLarge(Exception):
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Serve a runtime built elsewhere (embedded default, tests), or build an API-only one."""
     settings = settings or (runtime.settings if runtime else Settings())
+    http_metrics = HttpMetrics()
+
+    def attach(app: FastAPI, rt: Runtime) -> None:
+        app.state.runtime = rt
+        app.state.metrics_registry = registry_for(rt)
+        http_metrics.register(app.state.metrics_registry)
+        app.state.token_key = token_key(rt.settings)
+        api_metadata.create_all(rt.engine)
+        # An API started before its projector still answers reads (empty, not 500).
+        projection_metadata.create_all(rt.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime is not None:
-            app.state.runtime = runtime
-            app.state.metrics_registry = registry_for(runtime)
+            attach(app, runtime)
             yield
             return
         own = Runtime.build(settings, relay=False, projector=False)
-        app.state.runtime = own
-        app.state.metrics_registry = registry_for(own)
+        attach(app, own)
         try:
             yield
         finally:
             own.stop()
 
     app = FastAPI(title="wbl-ledger", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, dependencies=[Depends(enforce)])
     if runtime is not None:
-        app.state.runtime = runtime
-        app.state.metrics_registry = registry_for(runtime)
+        attach(app, runtime)
     errors.install(app)
-    app.include_router(opportunities.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
+    for module in (me, organisations, opportunities, programs, placements, hours, evaluations,
+                   credentials, health, metrics):
+        app.include_router(module.router)
+    app.add_middleware(Idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=http_metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+PUBLIC_PATHS = {"/health"}
+
+
+def _openapi(app: FastAPI) -> dict[str, object]:
+    """The generated schema, plus the problem+json model and the bearer scheme."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    components["securitySchemes"] = {"bearer": {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "`wbl tokens create` makes one for local use."}}
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+                for code in ("401", "403", "404", "409", "412", "422"):
+                    operation.get("responses", {}).pop(code, None)
+            else:
+                operation["security"] = [{"bearer": []}]
+                responses = operation.setdefault("responses", {})
+                for code in ("401", "403"):
+                    responses.setdefault(code, {
+                        "description": PROBLEMS[int(code)],
+                        "content": {"application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}}}})
+    app.openapi_schema = schema
+    return schema

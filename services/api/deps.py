@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
-from domain.actor import Actor, Role
+from domain.actor import Actor
 from infra.settings import Settings
+from services.api.auth import authenticate
 from services.ledger import Ledger
 from services.runtime import Runtime
 
@@ -30,14 +31,12 @@ def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
 
-def current_actor() -> Actor:
-    """The acting user.
+def current_actor(request: Request) -> Actor:
+    """The acting user, from the bearer token only (``services/api/auth.py``).
 
-    Authentication arrives with the HTTP API issue (bearer tokens mapped to actor, role
-    and organisation); until then every command is recorded as the local coordinator,
-    which is what the embedded single-user default is for.
-    """
-    return Actor(id="local-coordinator", role=Role.COORDINATOR)
+    Never taken from a request body: the actor recorded in each event is the
+    authenticated one."""
+    return authenticate(request)
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import (
     ConcurrentChange,
     DomainError,
+    NotPermitted,
     RuleViolated,
     StaleVersion,
     UnknownAggregate,
@@ -33,6 +34,7 @@ STATUS_BY_KIND: list[tuple[type[DomainError], int]] = [
     (StaleVersion, 412),
     (WrongState, 409),
     (ConcurrentChange, 409),
+    (NotPermitted, 403),
     (RuleViolated, 422),
 ]
 
@@ -121,7 +123,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Never echo internals (they may hold personal data); the log has the type only.
-        log.exception("unexpected error", extra={"path": request.url.path})
+        route = request.scope.get("route")
+        log.exception("unexpected error", extra={
+            "route": getattr(route, "path", "unmatched"),
+            "request_id": request.headers.get("x-request-id", "-"),
+        })
         return problem(request, 500, "internal-error", "Internal error",
                        "The server failed to handle this request; nothing was recorded "
                        "unless a command's response said so.")

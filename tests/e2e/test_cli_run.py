@@ -40,7 +40,12 @@ def wbl_run(data_dir: Path, port: int, log: Path) -> Iterator[httpx.Client]:
              "--data-dir", str(data_dir)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    token = subprocess.run(  # `wbl tokens create`, as the README's quick start does
+        [sys.executable, "-m", "services.cli", "tokens", "create", "--data-dir", str(data_dir),
+         "--actor-id", "coord-7", "--role", "coordinator", "--organisation", "district-7"],
+        env=env, capture_output=True, text=True, check=True).stdout.strip()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                          headers={"Authorization": f"Bearer {token}"})
     try:
         deadline = time.monotonic() + 30
         while True:

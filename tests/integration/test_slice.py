@@ -15,6 +15,7 @@ from kafka import KafkaConsumer
 
 from infra.settings import Settings
 from services.api.app import create_app
+from services.api.auth import issue_token
 from services.runtime import Runtime
 
 pytestmark = pytest.mark.integration
@@ -51,9 +52,16 @@ def runtime(service_settings: Settings) -> Iterator[Runtime]:
         rt.stop()
 
 
+def authed(runtime: Runtime) -> TestClient:
+    """A client that sends an admin's bearer token (auth is required; see test_api_authz)."""
+    app = create_app(runtime=runtime)
+    token = issue_token(app.state.token_key, actor_id="admin-1", role="admin")
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"})
+
+
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime=runtime)) as c:
+    with authed(runtime) as c:
         yield c
 
 
@@ -214,7 +222,7 @@ def test_restart_with_an_empty_broker_loses_nothing(
     assert first.broker is not None
     first.start()
     try:
-        with TestClient(create_app(runtime=first)) as c:
+        with authed(first) as c:
             ids = [c.post("/opportunities", json={**VALID, "title": f"Intern {i}"}).json()
                    for i in range(5)]
             last = ids[-1]
@@ -227,7 +235,7 @@ def test_restart_with_an_empty_broker_loses_nothing(
     assert second.broker is not None
     second.start()
     try:
-        with TestClient(create_app(runtime=second)) as c:
+        with authed(second) as c:
             for accepted in ids:
                 got = c.get(f"/opportunities/{accepted['id']}")
                 assert got.status_code == 200

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
@@ -14,10 +14,18 @@ from domain.opportunity import WBLType
 from projections.opportunities import OpportunityProjection, OpportunityView
 from services.api.deps import ActorDep, EngineDep, LedgerDep, SettingsDep
 from services.api.errors import ProblemError
-from services.api.models import PROBLEM_RESPONSES, CommandAccepted
+from services.api.models import (
+    PROBLEM_RESPONSES,
+    CommandAccepted,
+    IdempotencyKey,
+    IfMatch,
+    UtcDateTime,
+    accepted,
+    expected_version,
+)
 from services.projector import wait_for_position
 
-router = APIRouter(prefix="/opportunities", tags=["opportunities"])
+router = APIRouter(prefix="/opportunities", tags=["opportunities"], responses=PROBLEM_RESPONSES)
 
 
 class PostOpportunity(BaseModel):
@@ -91,39 +99,35 @@ class OpportunityOut(BaseModel):
     posted_on: date
     version: int
     position: int
-    recorded_at: datetime
+    recorded_at: UtcDateTime
 
     @classmethod
     def of(cls, view: OpportunityView) -> OpportunityOut:
         return cls.model_validate(view, from_attributes=True)
 
 
-def _accepted(response: Response, result_id: UUID, version: int, position: int) -> CommandAccepted:
-    response.headers["ETag"] = f'"{version}"'
-    response.headers["Location"] = f"/opportunities/{result_id}"
-    return CommandAccepted(id=result_id, version=version, position=position)
-
-
-@router.post("", status_code=201, response_model=CommandAccepted, responses=PROBLEM_RESPONSES)
+@router.post("", status_code=201, response_model=CommandAccepted)
 def post_opportunity(
-    body: PostOpportunity, ledger: LedgerDep, actor: ActorDep, response: Response
+    body: PostOpportunity, ledger: LedgerDep, actor: ActorDep, response: Response,
+    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
 ) -> CommandAccepted:
     """Record ``OpportunityPosted``. Answers the event's position for read-your-writes."""
-    result = ledger.post_opportunity(actor, **body.model_dump())
-    return _accepted(response, result.aggregate_id, result.version, result.position)
+    result = ledger.post_opportunity(actor, expected_version=expected_version(if_match),
+                                     **body.model_dump())
+    return accepted(response, result, f"/opportunities/{result.aggregate_id}")
 
 
-@router.post("/{opportunity_id}/close", response_model=CommandAccepted,
-             responses=PROBLEM_RESPONSES)
+@router.post("/{opportunity_id}/close", response_model=CommandAccepted)
 def close_opportunity(
     opportunity_id: UUID, body: CloseOpportunity, ledger: LedgerDep, actor: ActorDep,
-    response: Response,
+    response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
 ) -> CommandAccepted:
-    result = ledger.close_opportunity(actor, opportunity_id, reason=body.reason)
-    return _accepted(response, result.aggregate_id, result.version, result.position)
+    result = ledger.close_opportunity(actor, opportunity_id, reason=body.reason,
+                                      expected_version=expected_version(if_match))
+    return accepted(response, result, f"/opportunities/{result.aggregate_id}")
 
 
-@router.get("/{opportunity_id}", response_model=OpportunityOut, responses=PROBLEM_RESPONSES)
+@router.get("/{opportunity_id}", response_model=OpportunityOut)
 def get_opportunity(
     opportunity_id: UUID,
     engine: EngineDep,
@@ -131,7 +135,8 @@ def get_opportunity(
     response: Response,
     min_position: Annotated[
         int | None,
-        Query(ge=1, description="Wait (briefly) until the read model includes this position, "
+        Query(ge=1, le=2**62,
+              description="Wait (briefly) until the read model includes this position, "
                                 "as answered by a command: read your own writes."),
     ] = None,
 ) -> OpportunityOut:
@@ -156,9 +161,9 @@ def get_opportunity(
 @router.get("", response_model=list[OpportunityOut])
 def list_opportunities(
     engine: EngineDep,
-    organisation_id: str | None = None,
+    organisation_id: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[OpportunityOut]:
     with engine.connect() as conn:
         views = OpportunityProjection.list(conn, organisation_id=organisation_id, limit=limit,

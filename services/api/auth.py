@@ -1,0 +1,164 @@
+"""Authentication: a bearer token says who acts, in which role, for which organisation.
+
+Tokens are JWTs signed with HS256 (PyJWT) under ``WBL_JWT_SECRET``. A token carries
+``sub`` (the actor id: a pseudonymous id, never a name), ``role``, ``org`` (the
+organisation it acts for, absent for admins and state-wide auditors), ``iss``/``aud``,
+``iat`` and ``exp``. Nothing else is trusted: the actor recorded in every event is the
+one built here, never one taken from a request body. See
+docs/decisions/030-bearer-tokens-jwt-hs256.md.
+
+With no ``WBL_JWT_SECRET`` (the embedded single-user default), the key is a random one
+kept in ``WBL_DATA_DIR/jwt-secret`` with mode 0600, made on first use; ``wbl run`` and
+``wbl tokens create`` both read it there, so a token made on the laptop works on it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+
+from domain.actor import Actor, Role
+from infra.settings import Settings
+from services.api.errors import ProblemError
+
+TOKEN_ROLES: tuple[Role, ...] = (
+    Role.LEARNER,
+    Role.SUPERVISOR,
+    Role.COORDINATOR,
+    Role.SPONSOR,
+    Role.STATE_AUDITOR,
+    Role.RESEARCHER,
+    Role.ADMIN,
+    Role.GUARDIAN,
+)
+"""Roles a token may carry. ``guardian`` exists because a minor's training agreement needs
+a guardian's signature (domain rule); it can do nothing else."""
+
+ORGANISATION_ROLES = frozenset({Role.COORDINATOR, Role.SPONSOR, Role.GUARDIAN})
+"""Roles that only make sense within one organisation: their tokens must name it."""
+
+ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    secret: bytes
+    issuer: str
+
+
+def _secret_file(settings: Settings) -> Path:
+    return settings.data_dir / "jwt-secret"
+
+
+def token_key(settings: Settings) -> TokenKey:
+    """The signing key: ``WBL_JWT_SECRET`` or the local key file (made if missing)."""
+    if settings.jwt_secret is not None:
+        secret = settings.jwt_secret.get_secret_value().encode()
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"WBL_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long.")
+        return TokenKey(secret, settings.jwt_issuer)
+    path = _secret_file(settings)
+    if not path.exists():
+        # Write aside, then link into place: two processes starting at once (``wbl run``
+        # and ``wbl tokens create``) agree on one key and never read a half-written file.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".jwt-secret.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_urlsafe(48).encode())
+        finally:
+            os.close(fd)
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            aside.unlink()
+    return TokenKey(path.read_bytes().strip(), settings.jwt_issuer)
+
+
+def issue_token(key: TokenKey, *, actor_id: str, role: Role | str,
+                organisation_id: str | None = None, ttl_seconds: int = 3600,
+                now: float | None = None) -> str:
+    """A signed token for one actor. Refuses combinations the API would refuse anyway."""
+    parsed = Role(role)
+    if parsed not in TOKEN_ROLES:
+        raise ValueError(f"{role!r} is not a role a token can carry.")
+    if not actor_id.strip():
+        raise ValueError("A token names its actor.")
+    if parsed in ORGANISATION_ROLES and not organisation_id:
+        raise ValueError(f"A {parsed.value} token names its organisation.")
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "sub": actor_id, "role": parsed.value, "iss": key.issuer, "aud": key.issuer,
+        "iat": issued, "exp": issued + ttl_seconds,
+    }
+    if organisation_id:
+        claims["org"] = organisation_id
+    return jwt.encode(claims, key.secret, algorithm=ALGORITHM)
+
+
+def _unauthorised(detail: str, code: str = "unauthenticated") -> ProblemError:
+    return ProblemError(401, code, "Authentication required", detail,
+                        headers={"WWW-Authenticate": 'Bearer realm="wbl-ledger"'})
+
+
+def actor_from_token(key: TokenKey, token: str) -> Actor:
+    """Check signature, issuer, audience and expiry; map the claims to an ``Actor``."""
+    try:
+        claims = jwt.decode(token, key.secret, algorithms=[ALGORITHM], audience=key.issuer,
+                            issuer=key.issuer, options={"require": ["sub", "exp", "iat"]},
+                            leeway=30)
+    except jwt.ExpiredSignatureError:
+        raise _unauthorised("The token has expired; ask for a new one.",
+                            "token-expired") from None
+    except jwt.PyJWTError:
+        raise _unauthorised("The bearer token is not valid.", "invalid-token") from None
+    try:
+        role = Role(claims.get("role"))
+    except ValueError:
+        raise _unauthorised("The token's role is unknown.", "invalid-token") from None
+    subject, organisation = claims.get("sub"), claims.get("org")
+    if (role not in TOKEN_ROLES or not isinstance(subject, str) or not subject
+            or (organisation is not None and not isinstance(organisation, str))
+            or (role in ORGANISATION_ROLES and not organisation)):
+        raise _unauthorised("The token's claims are not valid.", "invalid-token")
+    return Actor(id=subject, role=role, organisation_id=organisation)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(request: Request) -> Actor:
+    """The dependency every protected route has: 401 problem+json without a valid token.
+
+    The actor is cached on the request so the authorisation check, the idempotency store
+    and the route all see the same one."""
+    cached = getattr(request.state, "actor", None)
+    if isinstance(cached, Actor):
+        return cached
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise _unauthorised("Send `Authorization: Bearer <token>` (`wbl tokens create` makes "
+                            "one for local use).")
+    key: TokenKey = request.app.state.token_key
+    actor = actor_from_token(key, token)
+    request.state.actor = actor
+    return actor
+
+
+AuthenticatedActor = Annotated[Actor, Depends(authenticate)]

@@ -1,0 +1,264 @@
+"""Safe retries: the first answer to an (actor, Idempotency-Key) is the only answer.
+
+An ASGI middleware around every POST that carries ``Idempotency-Key``:
+
+1. it hashes the request (method, path, query, body bytes) and *inserts a pending row*
+   for (actor id, key) under a unique constraint, before the command runs. Of two
+   concurrent requests with the same key exactly one inserts; the other finds the row;
+2. the winner runs the command and stores the response (status, headers, body) in the
+   same row; the losers wait for it (polling, up to ``WAIT_S``) and answer it as it was,
+   with ``Idempotent-Replayed: true``; nothing new is recorded;
+3. the same key with another request is refused (422 ``idempotency-key-reused``); a
+   request still running when the wait ends is answered 409
+   ``idempotency-request-in-progress`` (retry later, with the same key);
+4. a 5xx or a 409 ``concurrent-change`` is not kept (nothing was recorded and the client
+   should retry), so the row is deleted and the next retry runs the command again.
+
+The rows live in the read-model database (``services/api/store.py``); one older than
+``WBL_IDEMPOTENCY_TTL_HOURS`` is forgotten when its key comes back. The actor comes from
+the bearer token (checked here with the same key as the routes); without a valid token
+the request goes through untouched and the route answers 401.
+See docs/decisions/032-idempotency-store.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.auth import actor_from_token, bearer_token
+from services.api.errors import PROBLEM_JSON, ProblemError
+from services.api.store import idempotency
+
+HEADER = "Idempotency-Key"
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+WAIT_S = 15.0
+POLL_S = 0.02
+ABANDONED_AFTER = timedelta(seconds=120)
+"""A pending row this old belongs to a process that died mid-command; take it over."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: int
+    headers: list[list[str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: str  # "run" | "replay" | "mismatch" | "pending"
+    row_id: int | None = None
+    stored: Stored | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta) -> Claim:
+    """Insert the pending row, or report what the existing row says."""
+    now = _now()
+    try:
+        with engine.begin() as conn:
+            row_id = conn.execute(insert(idempotency).values(
+                actor_id=actor_id, idempotency_key=key, request_hash=request_hash,
+                state="pending", created_at=now,
+            )).inserted_primary_key[0]  # type: ignore[index]
+        return Claim("run", row_id=int(row_id))
+    except IntegrityError:
+        pass
+    with engine.begin() as conn:
+        row = conn.execute(select(idempotency).where(and_(
+            idempotency.c.actor_id == actor_id, idempotency.c.idempotency_key == key,
+        ))).first()
+        if row is None:  # deleted between our insert and select: try once more
+            return Claim("pending")
+        created = _aware(row.created_at)
+        expired = row.state == "done" and now - created > ttl
+        abandoned = row.state == "pending" and now - created > ABANDONED_AFTER
+        if expired or abandoned:
+            taken = conn.execute(update(idempotency).where(and_(
+                idempotency.c.id == row.id, idempotency.c.created_at == row.created_at,
+            )).values(request_hash=request_hash, state="pending", status=None, headers=None,
+                      body=None, created_at=now)).rowcount
+            return Claim("run", row_id=row.id) if taken == 1 else Claim("pending")
+    if row.request_hash != request_hash:
+        return Claim("mismatch")
+    if row.state != "done":
+        return Claim("pending")
+    return Claim("replay", stored=Stored(row.status, json.loads(row.headers), row.body))
+
+
+def finish(engine: Engine, row_id: int, stored: Stored | None) -> None:
+    """Keep the answer, or forget the key (``stored`` None) so a retry runs again."""
+    with engine.begin() as conn:
+        if stored is None:
+            conn.execute(delete(idempotency).where(idempotency.c.id == row_id))
+        else:
+            conn.execute(update(idempotency).where(idempotency.c.id == row_id).values(
+                state="done", status=stored.status, headers=json.dumps(stored.headers),
+                body=stored.body,
+            ))
+
+
+def _keep(status: int, body: bytes) -> bool:
+    if status >= 500:
+        return False
+    if status == 409:
+        try:
+            return bool(json.loads(body).get("type") != "/errors/concurrent-change")
+        except (ValueError, AttributeError):
+            return True
+    return True
+
+
+class Idempotency:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        key = headers.get(HEADER.lower())
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if not KEY_PATTERN.match(key):
+            await _problem(send, scope, ProblemError(
+                400, "bad-idempotency-key", "Bad Idempotency-Key",
+                "An Idempotency-Key is 1 to 255 visible ASCII characters (a UUID is best).",
+                field=HEADER))
+            return
+        app_state = scope["app"].state
+        token = bearer_token(headers.get("authorization"))
+        try:
+            actor = actor_from_token(app_state.token_key, token) if token else None
+        except ProblemError:
+            actor = None
+        if actor is None:  # the route answers 401
+            await self.app(scope, receive, send)
+            return
+
+        body = await _read_body(receive)
+        digest = hashlib.sha256()
+        for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode(),
+                     ""):
+            digest.update(part.encode() + b"\0")
+        digest.update(body)
+        engine: Engine = app_state.runtime.engine
+        ttl = timedelta(hours=app_state.runtime.settings.idempotency_ttl_hours)
+
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while True:
+            outcome = await run_in_threadpool(claim, engine, actor.id, key, digest.hexdigest(),
+                                              ttl)
+            if outcome.outcome != "pending":
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                await _problem(send, scope, ProblemError(
+                    409, "idempotency-request-in-progress", "The first request is still running",
+                    "A request with this Idempotency-Key is still being handled; retry with the "
+                    "same key shortly.", field=HEADER, headers={"Retry-After": "1"}))
+                return
+            await asyncio.sleep(POLL_S)
+
+        if outcome.outcome == "mismatch":
+            await _problem(send, scope, ProblemError(
+                422, "idempotency-key-reused", "Idempotency-Key used for another request",
+                "This Idempotency-Key was first sent with another request (method, path or "
+                "body); use a new key for a new request.", field=HEADER))
+            return
+        if outcome.outcome == "replay":
+            assert outcome.stored is not None
+            await _replay(send, outcome.stored)
+            return
+
+        assert outcome.row_id is not None
+        await self._run_and_store(scope, body, send, engine, outcome.row_id)
+
+    async def _run_and_store(self, scope: Scope, body: bytes, send: Send, engine: Engine,
+                             row_id: int) -> None:
+        sent_body = False
+
+        async def replay_receive() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+
+        status = 500
+        response_headers: list[list[str]] = []
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, response_headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = [[k.decode("latin-1"), v.decode("latin-1")]
+                                    for k, v in message.get("headers", [])]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        except BaseException:
+            await run_in_threadpool(finish, engine, row_id, None)
+            raise
+        response_body = b"".join(chunks)
+        kept = Stored(status, response_headers, response_body) if _keep(
+            status, response_body) else None
+        await run_in_threadpool(finish, engine, row_id, kept)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+async def _replay(send: Send, stored: Stored) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers]
+    headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
+    await send({"type": "http.response.body", "body": stored.body})
+
+
+async def _problem(send: Send, scope: Scope, error: ProblemError) -> None:
+    payload: dict[str, Any] = {
+        "type": f"/errors/{error.code}", "title": error.title, "status": error.status,
+        "detail": error.detail, "instance": scope.get("path"),
+    }
+    if error.field:
+        payload["field"] = error.field
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", PROBLEM_JSON.encode()),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,214 @@
+"""Organisations and people: a small registry, plus each organisation's child-labour policy.
+
+Organisations (state agency, district, school, employer, sponsor, intermediary) have a
+name and an optional parent (state -> district -> school). People are pseudonymous ids
+with a role and an organisation: no names, no birth dates (those belong to the school's
+own systems; decision 011 and a later privacy issue). The registry is a plain table, not
+events: it records who exists, and every event already carries who acted and in which
+role (docs/decisions/034-organisation-registry.md). The child-labour policy is a
+recorded choice, so it is an event (``OrganisationSettings``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from domain.actor import Role
+from domain.child_labour import ChildLabourPolicy
+from services.api.auth import TOKEN_ROLES
+from services.api.deps import ActorDep, EngineDep, LedgerDep
+from services.api.errors import ProblemError
+from services.api.models import (
+    PROBLEM_RESPONSES,
+    CommandAccepted,
+    IdempotencyKey,
+    Ident,
+    IfMatch,
+    Text,
+    UtcDateTime,
+    accepted,
+    expected_version,
+)
+from services.api.store import organisations, people
+
+router = APIRouter(prefix="/organisations", tags=["organisations and people"],
+                   responses=PROBLEM_RESPONSES)
+
+
+class OrganisationKind(StrEnum):
+    STATE_AGENCY = "state_agency"
+    DISTRICT = "district"
+    SCHOOL = "school"
+    EMPLOYER = "employer"
+    SPONSOR = "sponsor"
+    INTERMEDIARY = "intermediary"
+
+
+OrganisationId = Annotated[str, Path(min_length=1, max_length=100)]
+
+PersonRole = StrEnum("PersonRole", {r.name: r.value for r in TOKEN_ROLES})  # type: ignore[misc]
+
+
+class CreateOrganisation(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "id": "district-042", "name": "Springfield School District 42", "kind": "district",
+        "parent_id": "state-il"}]})
+
+    id: Ident
+    name: str = Field(min_length=1, max_length=300)
+    kind: OrganisationKind
+    parent_id: Ident | None = None
+
+
+class OrganisationOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+    created_at: UtcDateTime
+
+
+class RegisterPerson(BaseModel):
+    """A person as a pseudonymous id with a role in the organisation; never a name."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"id": "lrn-7f3a9c", "role": "learner"}]})
+
+    id: Ident
+    role: PersonRole  # type: ignore[valid-type]
+
+
+class PersonOut(BaseModel):
+    id: str
+    role: str
+    organisation_id: str
+    created_at: UtcDateTime
+
+
+class SetChildLabourPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "policy": "flag", "reason": "Our work-experience program holds a WECEP exemption"}]})
+    policy: ChildLabourPolicy
+    reason: Text
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.post("", status_code=201, response_model=OrganisationOut)
+def create_organisation(body: CreateOrganisation, engine: EngineDep, actor: ActorDep,
+                        response: Response, idempotency_key: IdempotencyKey = None
+                        ) -> OrganisationOut:
+    row = {**body.model_dump(), "kind": body.kind.value, "created_by": actor.id,
+           "created_at": _now()}
+    with engine.begin() as conn:
+        if body.parent_id is not None and conn.execute(
+            select(organisations.c.id).where(organisations.c.id == body.parent_id)
+        ).first() is None:
+            raise ProblemError(422, "unknown-parent", "Unknown parent organisation",
+                               f"No organisation {body.parent_id} is registered.",
+                               field="parent_id")
+        try:
+            conn.execute(insert(organisations).values(**row))
+        except IntegrityError:
+            raise ProblemError(409, "organisation-exists", "Already registered",
+                               f"Organisation {body.id} is already registered.",
+                               field="id") from None
+    response.headers["Location"] = f"/organisations/{body.id}"
+    return OrganisationOut(**{k: row[k] for k in OrganisationOut.model_fields})
+
+
+@router.get("", response_model=list[OrganisationOut])
+def list_organisations(
+    engine: EngineDep,
+    parent_id: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[OrganisationOut]:
+    query = select(organisations).order_by(organisations.c.id).limit(limit).offset(offset)
+    if parent_id is not None:
+        query = query.where(organisations.c.parent_id == parent_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [OrganisationOut(**{k: r[k] for k in OrganisationOut.model_fields}) for r in rows]
+
+
+def _organisation(conn: object, organisation_id: str) -> None:
+    found = conn.execute(  # type: ignore[attr-defined]
+        select(organisations.c.id).where(organisations.c.id == organisation_id)).first()
+    if found is None:
+        raise ProblemError(404, "unknown-organisation", "Unknown id",
+                           f"No organisation {organisation_id} is registered.",
+                           field="organisation_id")
+
+
+@router.get("/{organisation_id}", response_model=OrganisationOut)
+def get_organisation(organisation_id: OrganisationId, engine: EngineDep) -> OrganisationOut:
+    with engine.connect() as conn:
+        row = conn.execute(select(organisations).where(
+            organisations.c.id == organisation_id)).mappings().first()
+    if row is None:
+        raise ProblemError(404, "unknown-organisation", "Unknown id",
+                           f"No organisation {organisation_id} is registered.",
+                           field="organisation_id")
+    return OrganisationOut(**{k: row[k] for k in OrganisationOut.model_fields})
+
+
+@router.post("/{organisation_id}/people", status_code=201, response_model=PersonOut)
+def register_person(organisation_id: OrganisationId, body: RegisterPerson, engine: EngineDep,
+                    actor: ActorDep, idempotency_key: IdempotencyKey = None) -> PersonOut:
+    if actor.role is not Role.ADMIN and body.role in (Role.ADMIN.value,
+                                                      Role.STATE_AUDITOR.value):
+        raise ProblemError(403, "role-not-permitted", "Your role may not do this",
+                           "Only an admin registers admins and state auditors.", field="role")
+    row = {"id": body.id, "role": str(body.role), "organisation_id": organisation_id,
+           "created_by": actor.id, "created_at": _now()}
+    with engine.begin() as conn:
+        _organisation(conn, organisation_id)
+        try:
+            conn.execute(insert(people).values(**row))
+        except IntegrityError:
+            raise ProblemError(409, "person-exists", "Already registered",
+                               f"Person {body.id} is already registered.", field="id") from None
+    return PersonOut(**{k: row[k] for k in PersonOut.model_fields})
+
+
+@router.get("/{organisation_id}/people", response_model=list[PersonOut])
+def list_people(
+    organisation_id: OrganisationId,
+    engine: EngineDep,
+    role: PersonRole | None = None,  # type: ignore[valid-type]
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[PersonOut]:
+    query = (select(people).where(people.c.organisation_id == organisation_id)
+             .order_by(people.c.id).limit(limit).offset(offset))
+    if role is not None:
+        query = query.where(people.c.role == str(role))
+    with engine.connect() as conn:
+        _organisation(conn, organisation_id)
+        rows = conn.execute(query).mappings().all()
+    return [PersonOut(**{k: r[k] for k in PersonOut.model_fields}) for r in rows]
+
+
+@router.post("/{organisation_id}/child-labour-policy", response_model=CommandAccepted)
+async def set_child_labour_policy(organisation_id: OrganisationId, body: SetChildLabourPolicy,
+                                  ledger: LedgerDep, actor: ActorDep, response: Response,
+                                  if_match: IfMatch = None,
+                                  idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    """Record the organisation's choice for hours beyond the FLSA 14-15 limits (29 CFR
+    570.35): refuse them (the default) or record them flagged."""
+    result = await run_in_threadpool(
+        lambda: ledger.set_child_labour_policy(
+            actor, organisation_id, policy=body.policy, reason=body.reason,
+            expected_version=expected_version(if_match)))
+    return accepted(response, result)
