@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate, CommandMethodDecorator
 
+from domain.imports import ImportedFile
 from domain.learner_day import LearnerDay
 from domain.opportunity import Opportunity
 from domain.organisation import OrganisationSettings
@@ -27,6 +28,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     Placement,
     LearnerDay,
     OrganisationSettings,
+    ImportedFile,
 )
 
 ENVELOPE = ("originator_id", "originator_version", "timestamp", "originator_topic",

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
@@ -45,6 +46,8 @@ class Opportunity(Aggregate):
     Events: ``OpportunityPosted``, ``OpportunityClosed``.
     """
 
+    id: UUID  # lets an import give the id (stable across re-runs); otherwise a new uuid4
+
     @classmethod
     def post(
         cls,
@@ -66,6 +69,7 @@ class Opportunity(Aggregate):
         minimum_age: int | None = None,
         hazardous: bool = False,
         posted_on: date,
+        id: UUID | None = None,
     ) -> Opportunity:
         """Check the offer's own consistency, then record ``OpportunityPosted``."""
         wbl_type = _parse_wbl_type(wbl_type)
@@ -119,6 +123,7 @@ class Opportunity(Aggregate):
                 field="minimum_age",
             )
         return cls(
+            id=id or uuid4(),  # type: ignore[call-arg]  # accepted by the metaclass (id: UUID)
             actor_id=actor.id,
             actor_role=str(actor.role),
             organisation_id=organisation_id,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
@@ -160,6 +160,8 @@ class Placement(Aggregate):
     under 16 or under 18 during it); see docs/decisions/011-learner-age-in-events.md.
     """
 
+    id: UUID  # lets an import give the id (stable across re-runs); otherwise a new uuid4
+
     # -- the match ------------------------------------------------------------------
 
     @classmethod
@@ -173,6 +175,7 @@ class Placement(Aggregate):
         supervisor_id: str,
         learner_born_on: date,
         matched_on: date,
+        id: UUID | None = None,
     ) -> Placement:
         """A coordinator matches a learner to an open opportunity, naming the supervisor."""
         _require_coordinator(actor, opportunity.organisation_id)
@@ -208,6 +211,7 @@ class Placement(Aggregate):
         turns_16 = birthday(learner_born_on, 16)
         turns_18 = birthday(learner_born_on, 18)
         return cls(
+            id=id or uuid4(),  # type: ignore[call-arg]  # accepted by the metaclass (id: UUID)
             actor_id=actor.id,
             actor_role=str(actor.role),
             business_date=matched_on,

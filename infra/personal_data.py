@@ -135,8 +135,12 @@ class PersonalDataVault:
         message = f"{organisation_id}\x00{student_number.strip()}".encode()
         return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
 
-    def register(self, profile: LearnerProfile) -> str:
-        """Store a new learner's profile; return their pseudonymous id."""
+    def register(self, profile: LearnerProfile, *, lookup_key: str | None = None) -> str:
+        """Store a new learner's profile; return their pseudonymous id.
+
+        ``lookup_key`` replaces the student number in the blind index, for identifiers the
+        ledger must be able to match but never keeps (a RAPIDS upload's SSN).
+        """
         learner_id = str(uuid.uuid4())
         data_key = AESGCM.generate_key(bit_length=256)
         now = datetime.now(UTC)
@@ -147,9 +151,17 @@ class PersonalDataVault:
             conn.execute(insert(learner_profiles).values(
                 learner_id=learner_id,
                 student_index=self._student_index(profile.organisation_id,
-                                                  profile.student_number),
+                                                  lookup_key or profile.student_number),
                 ciphertext=_seal(data_key, _to_json(profile), learner_id), updated_at=now))
         return learner_id
+
+    def forget_unused(self, learner_id: str) -> None:
+        """Remove a profile registered for a record that was then not kept (a refused import
+        row): nothing refers to it, so it goes without a shredding note."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(learner_keys).where(learner_keys.c.learner_id == learner_id))
+            conn.execute(delete(learner_profiles).where(
+                learner_profiles.c.learner_id == learner_id))
 
     def _data_key(self, conn: Any, learner_id: str) -> bytes:
         wrapped = conn.execute(select(learner_keys.c.wrapped_key).where(

@@ -117,5 +117,10 @@ def projector() -> None:
     _run_worker("projector")
 
 
+from services.commands_import import import_command  # noqa: E402
+
+app.command(name="import")(import_command)
+
+
 if __name__ == "__main__":
     app()

@@ -19,7 +19,11 @@ docs/decisions/010-daily-limit-across-placements.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -63,8 +67,92 @@ class CommandResult:
     """The id of the hour entry, evaluation or credential the command created, if any."""
 
 
+@dataclass
+class UnitOfWork:
+    """Many commands, one atomic write (bulk imports).
+
+    Each row of work runs on copies of the aggregates it touches; a row that breaks a rule
+    is dropped whole, and the rows that passed are saved together by ``Ledger.save_unit``.
+    """
+
+    staged: dict[UUID, Aggregate] = field(default_factory=dict)
+    row: dict[UUID, Aggregate] | None = None
+
+    @contextmanager
+    def row_scope(self) -> Iterator[list[tuple[str, int, int]]]:
+        """Run one row; on success yield-back list holds (aggregate id, first, last version)
+        of the events the row recorded; on an exception nothing of the row is kept."""
+        self.row = {}
+        changes: list[tuple[str, int, int]] = []
+        try:
+            yield changes
+        except BaseException:
+            self.row = None
+            raise
+        for aggregate_id, aggregate in self.row.items():
+            before = self.staged[aggregate_id].version if aggregate_id in self.staged else (
+                aggregate.version - len(aggregate.pending_events))
+            if aggregate.version > before:
+                changes.append((str(aggregate_id), before + 1, aggregate.version))
+                self.staged[aggregate_id] = aggregate
+        self.row = None
+
+
 class Ledger(Application[UUID]):
     name = "WBLLedger"
+
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        self._local = threading.local()
+
+    # -- unit of work ----------------------------------------------------------------
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """Commands in this thread are staged, not saved, until ``save_unit``."""
+        if getattr(self._local, "unit", None) is not None:
+            raise RuntimeError("units of work do not nest")
+        unit = UnitOfWork()
+        self._local.unit = unit
+        try:
+            yield unit
+        finally:
+            self._local.unit = None
+
+    def save_unit(self, unit: UnitOfWork, *more: Aggregate) -> int:
+        """Save every staged aggregate (and ``more``) in one transaction; return the last
+        position, or 0 when there was nothing to save."""
+        aggregates = [*unit.staged.values(), *more]
+        if not aggregates:
+            return 0
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError as error:
+            raise ConcurrentChange(
+                "Records this batch touches changed while it was prepared; run it again."
+            ) from error
+        unit.staged.clear()
+        return max((r.notification.id for r in recordings), default=0)
+
+    def _get(self, aggregate_id: UUID) -> Any:
+        """The repository's aggregate, or, inside a unit of work, this row's copy of it."""
+        unit: UnitOfWork | None = getattr(self._local, "unit", None)
+        if unit is None or unit.row is None:
+            return self.repository.get(aggregate_id)
+        if aggregate_id in unit.row:
+            return unit.row[aggregate_id]
+        staged = unit.staged.get(aggregate_id)
+        aggregate = copy.deepcopy(staged) if staged is not None else self.repository.get(
+            aggregate_id)
+        unit.row[aggregate_id] = aggregate
+        return aggregate
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        try:
+            self._get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -83,6 +171,13 @@ class Ledger(Application[UUID]):
         database committed, the library retries, and the retry finds our own rows. Then the
         stored events are byte-for-byte ours and the command succeeded.
         """
+        unit: UnitOfWork | None = getattr(self._local, "unit", None)
+        if unit is not None and unit.row is not None:
+            for aggregate in aggregates:
+                unit.row[aggregate.id] = aggregate
+            first = aggregates[0]
+            return CommandResult(aggregate_id=first.id, version=first.version, position=0,
+                                 created_id=created_id)
         pending = [event for aggregate in aggregates for event in aggregate.pending_events]
         try:
             recordings = self.save(*aggregates)
@@ -127,7 +222,7 @@ class Ledger(Application[UUID]):
 
     def _load(self, kind: type[Any], aggregate_id: UUID, expected_version: int | None) -> Any:
         try:
-            aggregate: Any = self.repository.get(aggregate_id)
+            aggregate: Any = self._get(aggregate_id)
         except AggregateNotFoundError:
             raise UnknownAggregate(
                 f"No {kind.__name__.lower()} with id {aggregate_id} is recorded.",
@@ -215,7 +310,7 @@ class Ledger(Application[UUID]):
     def child_labour_policy(self, organisation_id: str) -> ChildLabourPolicy:
         """The organisation's choice; refusing is the default, the lawful side."""
         try:
-            settings: object = self.repository.get(OrganisationSettings.create_id(organisation_id))
+            settings: object = self._get(OrganisationSettings.create_id(organisation_id))
         except AggregateNotFoundError:
             return ChildLabourPolicy.REFUSE
         assert isinstance(settings, OrganisationSettings)
@@ -234,8 +329,10 @@ class Ledger(Application[UUID]):
         program_id: UUID | None = None,
         matched_on: date | None = None,
         expected_version: int | None = None,
+        placement_id: UUID | None = None,
     ) -> CommandResult:
-        """Create a placement. The birth date is used for the age rules and not stored."""
+        """Create a placement. The birth date is used for the age rules and not stored.
+        ``placement_id`` is for imports, whose ids must be the same on every run."""
         self._expect_new(expected_version)
         opportunity: Opportunity = self._load(Opportunity, opportunity_id, None)
         program = None
@@ -244,7 +341,7 @@ class Ledger(Application[UUID]):
         placement = Placement.match(
             actor=actor, opportunity=opportunity, program=program, learner_id=learner_id,
             supervisor_id=supervisor_id, learner_born_on=learner_born_on,
-            matched_on=matched_on or self.today(),
+            matched_on=matched_on or self.today(), id=placement_id,
         )
         return self._save_all(placement)
 
@@ -555,7 +652,7 @@ class Ledger(Application[UUID]):
     def learner_minutes_on(self, learner_id: str, day: date) -> int:
         """Minutes of active entries of the learner on that date, across placements."""
         try:
-            learner_day: object = self.repository.get(LearnerDay.create_id(learner_id, day))
+            learner_day: object = self._get(LearnerDay.create_id(learner_id, day))
         except AggregateNotFoundError:
             return 0
         assert isinstance(learner_day, LearnerDay)
@@ -571,7 +668,7 @@ class Ledger(Application[UUID]):
         """The learner's day, opened if this is their first entry on that date. Two writers
         opening the same day both write version 1 of the same id: one is refused."""
         try:
-            learner_day: object = self.repository.get(LearnerDay.create_id(learner_id, day))
+            learner_day: object = self._get(LearnerDay.create_id(learner_id, day))
         except AggregateNotFoundError:
             return LearnerDay.open(actor=actor, learner_id=learner_id, day=day)
         assert isinstance(learner_day, LearnerDay)

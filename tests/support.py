@@ -232,3 +232,20 @@ def every_event_type(ledger: Ledger) -> None:
                             issuer="US DOL")
     withdrawn = started()
     ledger.withdraw_placement(learner, withdrawn, reason="moved", during_probation=True)
+
+    # and a file of historical records (FileImported)
+    import os
+
+    from sqlalchemy import create_engine
+
+    from infra.personal_data import PersonalDataVault
+    from services.importing import ImportKind, ImportOptions, import_file
+
+    tracker = (
+        "placement_ref,student_number,given_name,family_name,birth_date,title,employer_name,"
+        "wbl_type,start_date,end_date,supervisor_id\n"
+        "P-1,S-1,Rosa,Delgado,2005-04-02,Shadow,Acme,JobShadowing,2024-02-01,2024-02-01,sup-1\n")
+    report = import_file(ledger, PersonalDataVault(create_engine("sqlite://"), os.urandom(32)),
+                         coordinator, kind=ImportKind.PLACEMENTS, data=tracker.encode(),
+                         file_name="tracker.csv", options=ImportOptions(organisation_id=org))
+    assert report.recorded, report.rejected

@@ -14,7 +14,7 @@ REQUIRED = {
     "HoursCorrected", "PlacementEvaluated", "CompetencySignedOff", "CredentialIssued",
     "PlacementSuspended", "PlacementReinstated", "PlacementWithdrawn", "PlacementCompleted",
     "PriorLearningCreditGranted", "LearnerDayOpened", "DayMinutesClaimed", "DayMinutesReleased",
-    "ChildLabourPolicyChosen", "ChildLabourPolicyChanged",
+    "ChildLabourPolicyChosen", "ChildLabourPolicyChanged", "FileImported",
 }
 
 
