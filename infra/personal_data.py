@@ -61,6 +61,17 @@ learner_profiles = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+learner_profile_versions = Table(
+    "learner_profile_versions",
+    metadata,
+    Column("learner_id", String(36), primary_key=True),
+    Column("valid_from", DateTime(timezone=True), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+)
+"""Every version of every profile, so a report as of a past moment reads the groups as they
+were then (reproducible reports); all versions share the learner's key, so shredding
+erases them together."""
+
 shredded_learners = Table(
     "shredded_learners",
     metadata,
@@ -153,6 +164,9 @@ class PersonalDataVault:
                 student_index=self._student_index(profile.organisation_id,
                                                   lookup_key or profile.student_number),
                 ciphertext=_seal(data_key, _to_json(profile), learner_id), updated_at=now))
+            conn.execute(insert(learner_profile_versions).values(
+                learner_id=learner_id, valid_from=now,
+                ciphertext=_seal(data_key, _to_json(profile), learner_id)))
         return learner_id
 
     def forget_unused(self, learner_id: str) -> None:
@@ -187,6 +201,7 @@ class PersonalDataVault:
             raise ValueError(f"learner {learner_id}: profile fails its integrity check") from error
 
     def update(self, learner_id: str, profile: LearnerProfile) -> None:
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
             key = self._data_key(conn, learner_id)
             conn.execute(update(learner_profiles).where(
@@ -194,7 +209,34 @@ class PersonalDataVault:
                 student_index=self._student_index(profile.organisation_id,
                                                   profile.student_number),
                 ciphertext=_seal(key, _to_json(profile), learner_id),
-                updated_at=datetime.now(UTC)))
+                updated_at=now))
+            conn.execute(insert(learner_profile_versions).values(
+                learner_id=learner_id, valid_from=now,
+                ciphertext=_seal(key, _to_json(profile), learner_id)))
+
+    def profiles_as_of(self, learner_ids: set[str] | None, moment: datetime,
+                       ) -> dict[str, LearnerProfile | None]:
+        """Each learner's profile as it stood at ``moment`` (None: shredded, or registered
+        later). ``learner_ids=None`` means every learner."""
+        query = select(learner_profile_versions).where(
+            learner_profile_versions.c.valid_from <= moment).order_by(
+            learner_profile_versions.c.learner_id, learner_profile_versions.c.valid_from)
+        latest: dict[str, bytes] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                if learner_ids is None or row["learner_id"] in learner_ids:
+                    latest[row["learner_id"]] = row["ciphertext"]
+            keys = {r["learner_id"]: r["wrapped_key"] for r in conn.execute(
+                select(learner_keys)).mappings() if r["learner_id"] in latest}
+        result: dict[str, LearnerProfile | None] = dict.fromkeys(learner_ids or (), None)
+        for learner_id, sealed in latest.items():
+            wrapped = keys.get(learner_id)
+            if wrapped is None:
+                result[learner_id] = None  # shredded
+                continue
+            key = _open(self._master, wrapped, learner_id)
+            result[learner_id] = _from_json(_open(key, sealed, learner_id))
+        return result
 
     def find_by_student_number(self, organisation_id: str, student_number: str) -> str | None:
         index = self._student_index(organisation_id, student_number)
@@ -214,6 +256,8 @@ class PersonalDataVault:
             conn.execute(delete(learner_keys).where(learner_keys.c.learner_id == learner_id))
             conn.execute(delete(learner_profiles).where(
                 learner_profiles.c.learner_id == learner_id))
+            conn.execute(delete(learner_profile_versions).where(
+                learner_profile_versions.c.learner_id == learner_id))
             conn.execute(insert(shredded_learners).values(
                 learner_id=learner_id, shredded_at=datetime.now(UTC), reason=reason))
 

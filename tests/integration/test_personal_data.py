@@ -88,3 +88,22 @@ def test_implausible_profiles_are_refused(change: dict, code: str) -> None:
     with pytest.raises(RuleViolated) as refused:
         check_profile(LearnerProfile(**{**PROFILE.__dict__, **change}), today=date(2026, 11, 23))
     assert refused.value.code == code
+
+
+def test_profiles_as_of_a_past_moment(store_settings: Settings) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    vault = personal_data_vault(store_settings)
+    learner_id = vault.register(PROFILE)
+    time.sleep(0.01)
+    before_update = datetime.now(UTC)
+    time.sleep(0.01)
+    vault.update(learner_id, LearnerProfile(**{**PROFILE.__dict__,
+                                                "economically_disadvantaged": False}))
+    then = vault.profiles_as_of({learner_id}, before_update)[learner_id]
+    now = vault.profiles_as_of(None, datetime.now(UTC))[learner_id]
+    assert then is not None and then.economically_disadvantaged is True
+    assert now is not None and now.economically_disadvantaged is False
+    vault.shred(learner_id, reason="retention")
+    assert vault.profiles_as_of({learner_id}, datetime.now(UTC))[learner_id] is None
