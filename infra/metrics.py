@@ -67,6 +67,13 @@ class RuntimeCollector(Collector):
                                          labels=["consumer"])
             resets.add_metric([projector.consumer_name], p.topic_resets)
             yield resets
+            per_projection = GaugeMetricFamily(
+                "wbl_projection_lag_offsets", "Offsets behind the topic end, per projection",
+                labels=["consumer", "projection"])
+            for name, value in projector.projection_lags().items():
+                per_projection.add_metric([projector.consumer_name, name],
+                                          value if value is not None else float("nan"))
+            yield per_projection
 
 
 def registry_for(runtime: Runtime) -> CollectorRegistry:

@@ -321,7 +321,11 @@ def verify_rows(rows: Iterable[Mapping[str, Any]], global_head: Mapping[str, Any
                                      f"{event.aggregate_id}: version {event.aggregate_version} "
                                      f"follows version {last_version}")
             return report
-        entry, new_head = derive(event, head)
+        try:
+            entry, new_head = derive(event, head)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            report.problem = Problem(position, "altered", f"stored event unreadable: {error!r}")
+            return report
         if entry["event"] != row["event"]:
             report.problem = Problem(position, "altered", "stored event is not canonical")
             return report
@@ -528,7 +532,7 @@ class AuditTrailProjection:
 
 
 def _stream(conn: Connection, query: Any) -> Iterator[Mapping[str, Any]]:
-    for row in conn.execution_options(yield_per=5000).execute(query).mappings():
+    for row in conn.execute(query.execution_options(yield_per=5000)).mappings():
         yield dict(row)
 
 

@@ -10,12 +10,14 @@ import typer
 
 from infra import logs
 from infra.settings import Settings
-from services import commands_tokens
+from services import commands_projections, commands_tokens
 from services.runtime import Runtime
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(commands_tokens.app, name="tokens")
+app.add_typer(commands_projections.projections_app, name="projections")
+app.add_typer(commands_projections.audit_app, name="audit")
 
 
 def _settings(**overrides: object) -> Settings:

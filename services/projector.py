@@ -150,7 +150,7 @@ class Projector:
                     applied_versions.c.consumer == self.consumer_name,
                     applied_versions.c.aggregate_id.in_(part),
                 )
-            ).tuples().all())
+            ).all())
             for aggregate_id in part:
                 self._versions[aggregate_id] = int(found.get(aggregate_id, 0))
         return {a: self._versions[a] for a in aggregate_ids}
@@ -481,7 +481,7 @@ class Rebuild:
         rows = conn.execute(select(consumer_positions.c.partition,
                                    consumer_positions.c.next_offset).where(
             consumer_positions.c.consumer == self.live_consumer,
-            consumer_positions.c.topic == self.topic)).tuples().all()
+            consumer_positions.c.topic == self.topic)).all()
         return {int(p): int(o) for p, o in rows}
 
     def _catch_up(self, reader: TopicReader, targets: dict[int, int],
@@ -506,8 +506,12 @@ class Rebuild:
             if time.monotonic() > deadline:
                 raise RebuildFailed("the topic did not deliver the records up to the live "
                                     "projector's positions in time")
-            reader.consumer.resume(*behind)
-            reader.consumer.pause(*[tp for tp in reader.tps if tp not in behind])
+            if set(behind) != set(reader.consumer.assignment()):
+                # Read only the partitions still behind. (Re-assigning, not pause/resume:
+                # kafka-python 3.0 was seen to stop fetching a resumed partition.)
+                reader.consumer.assign(behind)
+                for tp in behind:
+                    reader.consumer.seek(tp, reader.positions[tp.partition].next_offset)
             deliveries = reader.poll(self.projector.poll_timeout_ms)
             keep = [d for d in deliveries if d.offset < targets.get(d.partition, 0)]
             overshoot = {d.partition for d in deliveries
@@ -622,7 +626,7 @@ def compare_tables(conn: Connection, live: Table, rebuilt: Table) -> TableDiffer
 
     def rows(table: Table) -> Iterator[tuple[Any, ...]]:
         query = select(*(table.c[c] for c in columns)).order_by(*(table.c[k] for k in keys))
-        for row in conn.execution_options(yield_per=5000).execute(query):
+        for row in conn.execute(query.execution_options(yield_per=5000)):
             yield tuple(row)
 
     live_count = rebuilt_count = 0
@@ -637,3 +641,18 @@ def compare_tables(conn: Connection, live: Table, rebuilt: Table) -> TableDiffer
                      f"(live {'missing' if a is None else 'present'}, rebuilt "
                      f"{'missing' if b is None else 'present'})")
     return TableDifference(live.name, live_count, rebuilt_count, first)
+
+
+def wait_for_event(engine: Engine, recorder: Any, position: int, timeout: float,
+                   aggregate_id: str | None = None, consumer: str = "live") -> bool:
+    """Read-your-writes for queries not keyed by one aggregate (a learner's transcript, an
+    audit search): find which aggregate the event at ``position`` belongs to (one indexed
+    read of the store's notification log), then wait for it as ``wait_for_position`` does.
+    Every projection is written in the projector's one transaction, so one wait serves all.
+    """
+    if aggregate_id is None:
+        found = recorder.select_notifications(start=position, limit=1)
+        if not found or found[0].id != position:
+            return False  # no such event (yet): nothing to wait for would be a lie
+        aggregate_id = str(found[0].originator_id)
+    return wait_for_position(engine, aggregate_id, position, timeout, consumer)

@@ -21,6 +21,8 @@ from services.api.idempotency import Idempotency
 from services.api.models import PROBLEMS, Problem
 from services.api.observability import HttpMetrics, RequestContext
 from services.api.routes import (
+    apprenticeship_hours,
+    audit_trail,
     credentials,
     evaluations,
     health,
@@ -31,6 +33,7 @@ from services.api.routes import (
     organisations,
     placements,
     programs,
+    transcripts,
 )
 from services.api.store import api_metadata
 from services.runtime import Runtime
@@ -131,6 +134,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for module in (me, organisations, opportunities, programs, placements, hours, evaluations,
                    credentials, health, metrics):
         app.include_router(module.router)
+    app.include_router(transcripts.router)
+    app.include_router(apprenticeship_hours.router)
+    app.include_router(audit_trail.router)
     app.add_middleware(Idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=http_metrics)

@@ -55,6 +55,8 @@ def health(runtime: RuntimeDep, response: Response) -> Health:
             "running": p.running, "connected": p.connected, "lag": p.lag,
             "applied_total": p.applied_total, "duplicates_skipped": p.duplicates_skipped,
             "topic_resets": p.topic_resets, "last_error": p.last_error,
+            "projections": {name: {"lag": lag}
+                            for name, lag in runtime.projector.projection_lags().items()},
         }
         if not p.running or p.fatal:
             problems.append("projector")

@@ -251,7 +251,6 @@ def generate(placements: int, seed: int = 5, learners: int | None = None) -> His
                 "career_pathway": "Manufacturing", "paid": True, "hourly_wage": "16.50",
                 "capacity": 10, "starts_on": opportunity["starts_on"],
                 "ends_on": opportunity["ends_on"], "minimum_age": 16, "hazardous": False,
-                "business_date": "2026-01-02",
             })
         program = (programs[rng.choice(sorted(programs))]
                    if opportunity["wbl_type"] == "Apprenticeship" else None)

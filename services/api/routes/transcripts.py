@@ -1,0 +1,240 @@
+"""Transcript notations: a learner's work-based-learning experiences, for a student
+information system (JSON, CSV) and as Open Badges 3.0 / CLR 2.0 documents.
+
+Authorisation (to be enforced by the central policy): a learner reads their own transcript
+only; a supervisor only the experiences of their own placements; a coordinator those of
+their own organisation; a sponsor those of their own programs' apprentices; a state
+auditor none (the audit trail is theirs); a researcher none.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from projections.transcript import (
+    Experience,
+    TranscriptConfig,
+    TranscriptProjection,
+    clr,
+    export_rows,
+    open_badge,
+    to_csv,
+)
+from services.api.deps import ActorDep, EngineDep, RuntimeDep, SettingsDep
+from services.api.errors import ProblemError
+from services.api.models import PROBLEM_RESPONSES
+from services.projector import wait_for_event
+
+router = APIRouter(tags=["transcripts"])
+
+MinPosition = Annotated[
+    int | None,
+    Query(ge=1, description="Wait (briefly) until the read models include this position, as "
+                            "answered by a command: read your own writes."),
+]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def read_your_writes(runtime: Any, settings: Any, min_position: int | None,
+                     aggregate_id: str | None = None) -> None:
+    """Wait for ``min_position`` (and its aggregate) to be projected, or answer 503."""
+    if min_position is None:
+        return
+    if not wait_for_event(runtime.engine, runtime.ledger.recorder, min_position,
+                          settings.read_wait_timeout_s, aggregate_id=aggregate_id):
+        raise ProblemError(
+            503, "read-model-behind", "The read model has not caught up yet",
+            f"Position {min_position} is not yet in the read models; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+
+class EvaluationOut(BaseModel):
+    evaluation_id: str
+    stage: str
+    evaluator_role: str
+    evaluated_on: date
+    scores: dict[str, int]
+
+
+class CredentialOut(BaseModel):
+    credential_id: str
+    kind: str = Field(description="Open Badges 3.0 achievementType")
+    issuer: str
+    issued_on: date
+    expires_on: date | None = None
+
+
+class ExperienceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    placement_id: str
+    learner_id: str
+    organisation_id: str
+    opportunity_id: str
+    program_id: str | None
+    wbl_type: str = Field(description="CEDS 001499 option")
+    wbl_type_label: str
+    notation_code: str
+    title: str | None = Field(description="null until the opportunity's event is read")
+    employer_name: str | None
+    first_day: date
+    last_day: date
+    approved_hours: Decimal
+    approved_minutes: int
+    pending_minutes: int
+    rejected_minutes: int
+    status: str
+    status_label: str
+    evaluation_summary: str | None
+    evaluations: list[EvaluationOut]
+    credentials: list[CredentialOut]
+    competencies_signed_off: list[str]
+    notation: str = Field(examples=["WBL-INTERN | Acme Robotics | 2026-01-12..2026-05-22 | "
+                                    "120.0 h | Completed | Credential: Fieldwork (OSHA-10)"])
+    course_code: str
+    credits: Decimal
+    version: int
+    position: int
+
+    @classmethod
+    def of(cls, e: Experience, config: TranscriptConfig) -> ExperienceOut:
+        first, last = e.dates
+        return cls(
+            placement_id=e.placement_id, learner_id=e.learner_id,
+            organisation_id=e.organisation_id, opportunity_id=e.opportunity_id,
+            program_id=e.program_id, wbl_type=e.wbl_type, wbl_type_label=e.wbl_type_label,
+            notation_code=e.notation_code, title=e.title, employer_name=e.employer_name,
+            first_day=date.fromisoformat(first), last_day=date.fromisoformat(last),
+            approved_hours=e.approved_hours, approved_minutes=e.approved_minutes,
+            pending_minutes=e.pending_minutes, rejected_minutes=e.rejected_minutes,
+            status=e.status, status_label=e.status_label,
+            evaluation_summary=e.evaluation_summary,
+            evaluations=[EvaluationOut(**v) for v in e.evaluations],
+            credentials=[CredentialOut(**c) for c in e.credentials],
+            competencies_signed_off=e.competencies_signed_off, notation=e.notation(),
+            course_code=config.course_code, credits=e.credits(config), version=e.version,
+            position=e.position,
+        )
+
+
+class TranscriptOut(BaseModel):
+    learner_id: str
+    course_code: str
+    experiences: list[ExperienceOut]
+    limit: int
+    offset: int
+
+
+def _config(course_code: str | None, credits: Decimal | None) -> TranscriptConfig:
+    base = TranscriptConfig()
+    return TranscriptConfig(course_code=course_code or base.course_code,
+                            credits=credits if credits is not None else base.credits)
+
+
+CourseCode = Annotated[str | None, Query(max_length=40, description="State course code "
+                                                                    "(default WBL)")]
+Credits = Annotated[Decimal | None, Query(ge=0, le=100, max_digits=6, decimal_places=2,
+                                          description="Credits per completed experience")]
+
+
+@router.get("/learners/{learner_id}/transcript", response_model=TranscriptOut,
+            responses=PROBLEM_RESPONSES)
+def learner_transcript(
+    learner_id: str, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    actor: ActorDep, status: str | None = None, wbl_type: str | None = None,
+    course_code: CourseCode = None, credits: Credits = None, limit: Limit = 100,
+    offset: Offset = 0, min_position: MinPosition = None,
+    placement_id: Annotated[str | None, Query(description="Only this placement; with "
+                                                          "min_position, the one to wait for")
+                            ] = None,
+) -> TranscriptOut:
+    """Every experience of one learner, oldest first, with its notation line."""
+    read_your_writes(runtime, settings, min_position, placement_id)
+    config = _config(course_code, credits)
+    with engine.connect() as conn:
+        found = TranscriptProjection().experiences(
+            conn, learner_id=learner_id, placement_id=placement_id, status=status,
+            wbl_type=wbl_type, limit=limit, offset=offset)
+    return TranscriptOut(learner_id=learner_id, course_code=config.course_code,
+                         experiences=[ExperienceOut.of(e, config) for e in found],
+                         limit=limit, offset=offset)
+
+
+@router.get("/learners/{learner_id}/transcript/export", responses={
+    200: {"content": {"text/csv": {}, "application/json": {}}}, **PROBLEM_RESPONSES})
+def export_transcript(
+    learner_id: str, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    actor: ActorDep, format: Literal["csv", "json"] = "csv", course_code: CourseCode = None,
+    credits: Credits = None, min_position: MinPosition = None,
+) -> Response:
+    """The notation lines a student information system imports (CSV or JSON)."""
+    read_your_writes(runtime, settings, min_position)
+    config = _config(course_code, credits)
+    with engine.connect() as conn:
+        found = TranscriptProjection().experiences(conn, learner_id=learner_id, limit=10_000)
+    if format == "csv":
+        return Response(to_csv(found, config), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="transcript-{learner_id}.csv"'})
+    import json
+
+    return Response(json.dumps(export_rows(found, config)), media_type="application/json")
+
+
+@router.get("/transcripts/experiences", response_model=list[ExperienceOut],
+            responses=PROBLEM_RESPONSES)
+def list_experiences(
+    runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep, actor: ActorDep,
+    organisation_id: str | None = None, supervisor_id: str | None = None,
+    learner_id: str | None = None, status: str | None = None, wbl_type: str | None = None,
+    course_code: CourseCode = None, credits: Credits = None, limit: Limit = 100,
+    offset: Offset = 0, min_position: MinPosition = None,
+) -> list[ExperienceOut]:
+    """Experiences across learners: a coordinator's organisation, a supervisor's placements."""
+    read_your_writes(runtime, settings, min_position)
+    config = _config(course_code, credits)
+    with engine.connect() as conn:
+        found = TranscriptProjection().experiences(
+            conn, organisation_id=organisation_id, supervisor_id=supervisor_id,
+            learner_id=learner_id, status=status, wbl_type=wbl_type, limit=limit,
+            offset=offset)
+    return [ExperienceOut.of(e, config) for e in found]
+
+
+@router.get("/learners/{learner_id}/credentials/{credential_id}/open-badge",
+            responses=PROBLEM_RESPONSES)
+def credential_open_badge(
+    learner_id: str, credential_id: str, runtime: RuntimeDep, engine: EngineDep,
+    settings: SettingsDep, actor: ActorDep, min_position: MinPosition = None,
+) -> dict[str, Any]:
+    """The credential as an (unsigned) Open Badges 3.0 ``OpenBadgeCredential``."""
+    read_your_writes(runtime, settings, min_position)
+    with engine.connect() as conn:
+        found = TranscriptProjection().experiences(conn, learner_id=learner_id, limit=10_000)
+    for experience in found:
+        for credential in experience.credentials:
+            if credential["credential_id"] == credential_id:
+                return open_badge(experience, credential)
+    raise ProblemError(404, "unknown-credential", "Unknown id",
+                       f"No credential {credential_id} is recorded for this learner.",
+                       field="credential_id")
+
+
+@router.get("/learners/{learner_id}/clr", responses=PROBLEM_RESPONSES)
+def learner_clr(
+    learner_id: str, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    actor: ActorDep, issuer: Annotated[str, Query(max_length=200)] = "wbl-ledger",
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    """The learner's record as an (unsigned) CLR 2.0 ``ClrCredential``."""
+    read_your_writes(runtime, settings, min_position)
+    with engine.connect() as conn:
+        found = TranscriptProjection().experiences(conn, learner_id=learner_id, limit=10_000)
+    latest = max((e.dates[1] for e in found), default=date.today().isoformat())
+    return clr(learner_id, found, issuer=issuer, issued_on=latest)
