@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         "local tansu broker on a free 127.0.0.1 port and stops it on exit.",
     )
     topic: str = Field("wbl.placement-events.v1", description="The placement-events topic.")
+    reporting_topic: str = Field(
+        "wbl.state-reports.v1", description="Topic state reports are published on."
+    )
     topic_partitions: int = Field(3, ge=1, description="Partitions when the topic is created.")
     topic_replication_factor: int = Field(
         1, ge=1, description="Replication factor when the topic is created (3 in production)."

@@ -120,8 +120,10 @@ def projector() -> None:
 
 
 from services.commands_import import import_command  # noqa: E402
+from services.commands_report import app as report_app  # noqa: E402
 
 app.command(name="import")(import_command)
+app.add_typer(report_app, name="report")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""``wbl report state``: the state reporting feed for one period, as of a cut-off."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infra.database import event_store_env, personal_data_vault, read_model_engine
+from infra.settings import Settings
+from projections.state_report import ReportingPeriod, to_csv_rows
+from services.ledger import Ledger
+from services.reporting import compute_state_report, publish_report, save_report
+
+app = typer.Typer(help="Reports for states and funders.", no_args_is_help=True,
+                  add_completion=False)
+
+
+@app.command()
+def state(
+    period: Annotated[str, typer.Option(help="Name of the reporting period, e.g. 2025-26.")],
+    starts: Annotated[str, typer.Option(help="First day of the period (YYYY-MM-DD).")],
+    ends: Annotated[str, typer.Option(help="Last day of the period (YYYY-MM-DD).")],
+    position: Annotated[int | None, typer.Option(help="Cut-off: a position in the log.")] =
+        None,
+    as_of: Annotated[str | None, typer.Option(help="Cut-off: the last event recorded by "
+                                                   "this time (ISO 8601).")] = None,
+    min_cell: Annotated[int, typer.Option(help="Suppress cells under this many learners.")] =
+        10,
+    group: Annotated[list[str] | None, typer.Option(help="An extra learner group to "
+                                                         "disaggregate by (repeatable).")] =
+        None,
+    output: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+    out: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
+    save: Annotated[bool, typer.Option(help="Keep it, and show what changed since the "
+                                            "last one kept for this period.")] = True,
+    publish: Annotated[bool, typer.Option(help="Publish on WBL_REPORTING_TOPIC.")] = False,
+) -> None:
+    """Compute the state feed for PERIOD as of a cut-off (default: everything recorded)."""
+    settings = Settings()
+    ledger = Ledger(env=event_store_env(settings))
+    engine = read_model_engine(settings)
+    try:
+        report = compute_state_report(
+            ledger, engine, personal_data_vault(settings), settings,
+            ReportingPeriod(period, date.fromisoformat(starts), date.fromisoformat(ends)),
+            position=position, as_of=datetime.fromisoformat(as_of) if as_of else None,
+            min_cell=min_cell, other_groups=tuple(group or ()))
+        changes = save_report(engine, report) if save else []
+        if publish:
+            if not settings.kafka_bootstrap_servers:
+                typer.echo("--publish needs WBL_KAFKA_BOOTSTRAP_SERVERS", err=True)
+                raise typer.Exit(2)
+            sent = publish_report(settings.kafka_bootstrap_servers, settings.reporting_topic,
+                                  report, settings.event_source)
+            typer.echo(f"published {sent} records to {settings.reporting_topic}", err=True)
+    finally:
+        ledger.close()
+        engine.dispose()
+    target = out.open("w", newline="") if out else sys.stdout
+    if output == "csv":
+        csv.writer(target).writerows(to_csv_rows(report))
+    else:
+        target.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if out:
+        target.close()
+    typer.echo(f"cut-off position {report['cutoff']['position']}, "
+               f"{report['content_hash']}; {len(changes)} figures changed since the last "
+               f"report for {period}", err=True)
+    for change in changes[:50]:
+        typer.echo(f"  {change['organisation_id']} {change['measure']} "
+                   f"{change['dimension']}={change['group']}: {change['before']} -> "
+                   f"{change['after']}", err=True)

@@ -1,0 +1,183 @@
+"""State reporting: compute a report as of a cut-off, keep it, compare it with the last one
+for the same period, and publish it on the reporting topic for state systems.
+
+The cut-off is a position in the event log (or the last position recorded by a given
+time). Everything the report reads is fixed by it: the events up to that position, the
+organisations registered by then, the learner profiles as they stood then. So the same
+cut-off gives the same bytes years later, whatever corrections were recorded since; a new
+report with a later cut-off shows them, and `difference` lists what changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaProducer
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+
+from infra import kafka as kafka_io
+from infra.cloudevents import canonical_json, from_record, to_record
+from infra.personal_data import PersonalDataVault
+from infra.settings import Settings
+from projections.envelope import Envelope
+from projections.state_report import (
+    Organisation,
+    ReportingPeriod,
+    build_report,
+    difference,
+)
+from services.api.store import api_metadata, organisations
+from services.ledger import Ledger
+
+reporting_metadata = MetaData()
+
+state_reports = Table(
+    "state_reports",
+    reporting_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("period", String(50), nullable=False, index=True),
+    Column("cutoff_position", BigInteger, nullable=False),
+    Column("content_hash", String(80), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class CutoffError(ValueError):
+    pass
+
+
+def envelopes_until(ledger: Ledger, position: int, source: str) -> Iterator[Envelope]:
+    """Every stored event up to ``position``, in the published form readers see."""
+    start = 0
+    while start < position:
+        batch = ledger.recorder.select_notifications(start=start, limit=2000, stop=position,
+                                                     inclusive_of_start=False)
+        if not batch:
+            return
+        for n in batch:
+            record = to_record(ledger.mapper.to_domain_event(n), n.topic, n.id, source)
+            yield from_record(record.headers, record.value)
+        start = batch[-1].id
+
+
+def resolve_cutoff(ledger: Ledger, *, position: int | None = None,
+                   as_of: datetime | None = None) -> tuple[int, datetime]:
+    """(position, its recording time). ``as_of`` picks the last event recorded by then."""
+    last = ledger.recorder.max_notification_id() or 0
+    if position is not None and position > last:
+        raise CutoffError(f"Position {position} is beyond the log (last is {last}).")
+    chosen, recorded = 0, datetime.min.replace(tzinfo=UTC)
+    start = 0
+    target = position if position is not None else last
+    while start < target:
+        batch = ledger.recorder.select_notifications(start=start, limit=5000, stop=target,
+                                                     inclusive_of_start=False)
+        if not batch:
+            break
+        for n in batch:
+            when = ledger.mapper.to_domain_event(n).timestamp
+            if as_of is not None and when > as_of:
+                return chosen, recorded
+            chosen, recorded = n.id, when
+        start = batch[-1].id
+    if position is not None:
+        return position, recorded
+    return chosen, recorded
+
+
+def organisations_as_of(engine: Engine, moment: datetime) -> dict[str, Organisation]:
+    api_metadata.create_all(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(select(organisations)).mappings().all()
+    found = {}
+    for r in rows:
+        created = r["created_at"] if r["created_at"].tzinfo else r["created_at"].replace(
+            tzinfo=UTC)
+        if created <= moment:
+            found[r["id"]] = Organisation(r["id"], r["name"], r["kind"], r["parent_id"])
+    return found
+
+
+def compute_state_report(
+    ledger: Ledger, engine: Engine, vault: PersonalDataVault, settings: Settings,
+    period: ReportingPeriod, *, position: int | None = None, as_of: datetime | None = None,
+    min_cell: int = 10, other_groups: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    cutoff, recorded = resolve_cutoff(ledger, position=position, as_of=as_of)
+    events = list(envelopes_until(ledger, cutoff, settings.event_source))
+    profiles = vault.profiles_as_of(None, recorded)  # learners absent here: NotReported
+    return build_report(period, events, organisations_as_of(engine, recorded), profiles,
+                        cutoff_position=cutoff, cutoff_recorded_at=recorded.isoformat(),
+                        min_cell=min_cell, other_groups=other_groups)
+
+
+def save_report(engine: Engine, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Keep the report; return its difference from the last one kept for the same period."""
+    reporting_metadata.create_all(engine)
+    with engine.begin() as conn:
+        previous = conn.execute(
+            select(state_reports.c.body).where(
+                state_reports.c.period == report["period"]["name"])
+            .order_by(state_reports.c.id.desc()).limit(1)).scalar()
+        conn.execute(insert(state_reports).values(
+            period=report["period"]["name"], cutoff_position=report["cutoff"]["position"],
+            content_hash=report["content_hash"], body=json.dumps(report, sort_keys=True),
+            created_at=datetime.now(UTC)))
+    return difference(json.loads(previous), report) if previous else []
+
+
+def publish_report(bootstrap: str, topic: str, report: dict[str, Any], source: str) -> int:
+    """One record per organisation on the reporting topic (key: organisation id), each a
+    CloudEvent carrying the period, the cut-off and the report's content hash."""
+    admin = kafka_io.admin_client(bootstrap)
+    try:
+        kafka_io.ensure_topic(admin, Settings(topic=topic))
+    finally:
+        admin.close()
+    producer: KafkaProducer = kafka_io.producer(bootstrap)
+    try:
+        by_org: dict[str, list[dict[str, Any]]] = {}
+        for row in report["figures"]:
+            by_org.setdefault(row["organisation_id"], []).append(row)
+        futures = []
+        for org, rows in sorted(by_org.items()):
+            body = {"period": report["period"], "cutoff": report["cutoff"],
+                    "content_hash": report["content_hash"], "organisation_id": org,
+                    "figures": rows,
+                    "perkins_5s3": [r for r in report["perkins_5s3"]
+                                    if r["organisation_id"] == org]}
+            headers = [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", f"{report['content_hash']}/{org}".encode()),
+                ("ce_source", source.encode()),
+                ("ce_type", b"org.wbl-ledger.StateReportPublished"),
+                ("ce_time", datetime.now(UTC).isoformat().encode()),
+                ("ce_subject", org.encode()),
+                ("content-type", b"application/json"),
+            ]
+            futures.append(producer.send(topic, key=org.encode(), value=canonical_json(body),
+                                         headers=headers))
+        producer.flush(timeout=30)
+        for future in futures:
+            future.get(timeout=30)
+        return len(futures)
+    finally:
+        producer.close()
+
