@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         "random key kept in WBL_DATA_DIR/personal-data.key (mode 0600), embedded default only.",
         repr=False,
     )
+    research_key: str | None = Field(
+        None,
+        description="Base64 key of the keyed hash that pseudonymises research exports (never "
+        "given to researchers). Unset: WBL_DATA_DIR/research-pseudonym.key, made on first use.",
+        repr=False,
+    )
     kafka_bootstrap_servers: str | None = Field(
         None,
         description="Comma-separated Kafka bootstrap servers. When unset, the service starts a "
