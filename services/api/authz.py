@@ -411,6 +411,11 @@ def _uuid(value: object) -> UUID | None:
 
 # -- the dependency ----------------------------------------------------------------------
 
+LOADS = frozenset({Target.PLACEMENT, Target.REVIEW, Target.OPPORTUNITY,
+                   Target.BODY_OPPORTUNITY, Target.LEARNER})
+"""Targets whose check reads the store or the database (run in the thread pool)."""
+
+
 def endpoint_key(method: str, path: str) -> str:
     return f"{'GET' if method == 'HEAD' else method} {path}"
 
@@ -439,4 +444,7 @@ async def enforce(request: Request) -> None:
             parsed = {}  # validation answers 400 for malformed JSON
         body = parsed if isinstance(parsed, dict) else {}
     call = Call(dict(request.path_params), dict(request.query_params), body)
-    await run_in_threadpool(check, name, actor, runtime.ledger, runtime.engine, call)
+    if rule_ is not None and rule_.target in LOADS:
+        await run_in_threadpool(check, name, actor, runtime.ledger, runtime.engine, call)
+    else:  # nothing to load: no thread-pool hop
+        check(name, actor, runtime.ledger, runtime.engine, call)

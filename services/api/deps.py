@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import threading
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -14,25 +15,64 @@ from services.ledger import Ledger
 from services.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_ledger(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Ledger:
-    return runtime.ledger
+class OneWriterAtATime:
+    """The ledger, with its commands taken one at a time on SQLite.
+
+    SQLite lets one writer commit at a time and makes the others sleep in its busy handler
+    (1, 2, 5, 10 ... 100 ms between tries), so sixteen concurrent commands cost far more
+    than sixteen queued ones; a Python lock queues them without the sleeps. Queries are not
+    queued (WAL readers do not block). On PostgreSQL nothing is queued: its writers
+    proceed concurrently and the store's version constraint refuses the losers.
+    """
+
+    QUERIES = frozenset({"get_opportunity", "get_program", "get_placement",
+                         "child_labour_policy", "learner_minutes_on"})
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._ledger, name)
+        if name in self.QUERIES or name.startswith("_") or not callable(attribute):
+            return attribute
+
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return one_at_a_time
 
 
-def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Engine:
+async def get_ledger(request: Request) -> Ledger:
+    """The runtime's ledger; on SQLite, behind ``OneWriterAtATime`` (one per app)."""
+    runtime: Runtime = request.app.state.runtime
+    if runtime.settings.uses_postgres:
+        return runtime.ledger
+    wrapped = getattr(request.app.state, "serial_ledger", None)
+    if wrapped is None or wrapped._ledger is not runtime.ledger:
+        wrapped = request.app.state.serial_ledger = OneWriterAtATime(runtime.ledger)
+    return cast(Ledger, wrapped)
+
+
+async def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Engine:
     return runtime.engine
 
 
-def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
 
-def current_actor(request: Request) -> Actor:
+async def current_actor(request: Request) -> Actor:
     """The acting user, from the bearer token only (``services/api/auth.py``).
+
+    Dependencies here are ``async`` although they do no I/O: FastAPI runs a plain ``def``
+    dependency in its thread pool, a hop that costs more than the work.
 
     Never taken from a request body: the actor recorded in each event is the
     authenticated one."""

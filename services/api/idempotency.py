@@ -24,9 +24,11 @@ See docs/decisions/032-idempotency-store.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,8 +72,23 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_SQLITE_WRITES = threading.Lock()
+"""On SQLite, this process's writes to the idempotency table queue here rather than in
+SQLite's sleeping busy handler (see ``services/api/deps.py``, ``OneWriterAtATime``)."""
+
+
+def _serialised(engine: Engine) -> contextlib.AbstractContextManager[object]:
+    return _SQLITE_WRITES if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+
+
 def claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta) -> Claim:
     """Insert the pending row, or report what the existing row says."""
+    with _serialised(engine):
+        return _claim(engine, actor_id, key, request_hash, ttl)
+
+
+def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta
+           ) -> Claim:
     now = _now()
     try:
         with engine.begin() as conn:
@@ -106,7 +123,7 @@ def claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timed
 
 def finish(engine: Engine, row_id: int, stored: Stored | None) -> None:
     """Keep the answer, or forget the key (``stored`` None) so a retry runs again."""
-    with engine.begin() as conn:
+    with _serialised(engine), engine.begin() as conn:
         if stored is None:
             conn.execute(delete(idempotency).where(idempotency.c.id == row_id))
         else:
