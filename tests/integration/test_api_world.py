@@ -279,3 +279,31 @@ def test_request_ids_are_echoed_or_made(world: World) -> None:
     made = world.client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["x-request-id"] != "bad id with spaces"
     assert len(made.headers["x-request-id"]) == 32
+
+
+def test_logs_carry_no_learner_id_and_metrics_count_requests(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    from infra.logs import JSONFormatter
+
+    caplog.set_level(logging.INFO)
+    base = f"/placements/{world.placement_id}"
+    world.ok("learner", "GET", f"{base}/hours")
+    world.log_entry(30)
+    world.call("learner", "GET", "/learners/lrn-1/transcript")
+    world.call("learner", "POST", f"{base}/hours", {"work_date": "1999-01-01", "minutes": 5})
+    lines = [JSONFormatter().format(r) for r in caplog.records
+             if not r.name.startswith("httpx")]  # the test client logs its own URLs
+    access = [json.loads(line) for line in lines if '"request"' in line]
+    assert access, lines
+    assert all("lrn-1" not in line for line in lines)
+    assert {a["route"] for a in access} >= {"/placements/{placement_id}/hours"}
+    assert all(a["role"] == "learner" and len(a["actor"]) == 12 for a in access)
+    assert all(a["request_id"] for a in access)
+    metrics = world.client.get("/metrics", headers=world.auth("admin")).text
+    assert 'wbl_http_requests_total{method="GET",route="/placements/{placement_id}/hours"' \
+        ',status="200"}' in metrics
+    assert "wbl_http_request_duration_seconds_bucket" in metrics
