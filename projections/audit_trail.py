@@ -44,7 +44,7 @@ from sqlalchemy import (
     update,
 )
 
-from projections.common import dumps, hours, load_rows, replace_rows
+from projections.common import dumps, hours, insert_rows, load_rows, replace_rows
 from projections.envelope import Envelope
 from projections.tables import metadata as shared_metadata
 
@@ -437,7 +437,7 @@ class AuditTrailProjection:
         if not new_entries:
             return
         updates = self._extend_global_chain(conn, new_entries)
-        conn.execute(insert(t.entry), [new_entries[p] for p in sorted(new_entries)])
+        insert_rows(conn, t.entry, [new_entries[p] for p in sorted(new_entries)])
         if updates:
             conn.execute(
                 update(t.entry).where(t.entry.c.position == bindparam("p")).values(

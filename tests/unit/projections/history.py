@@ -193,11 +193,14 @@ def _placement_story(rng: random.Random, placement_id: str, opportunity: dict[st
     return events
 
 
-def generate(placements: int, seed: int = 5, learners: int | None = None) -> History:
-    """A history of ``placements`` placements over a few programs and opportunities."""
+def generate(placements: int, seed: int = 5, learners: int | None = None,
+             first_position: int = 1) -> History:
+    """A history of ``placements`` placements over a few programs and opportunities; the
+    store positions start at ``first_position`` (to chain several histories in one topic)."""
     rng = random.Random(seed)
     learners = learners or max(placements // 2, 1)
     clock = _Clock()
+    clock.position = first_position - 1
     envelopes: list[Envelope] = []
     versions: dict[str, int] = {}
 
