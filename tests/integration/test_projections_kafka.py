@@ -87,7 +87,7 @@ def test_totals_are_exact_over_thousands_of_placements_with_duplicates(
 
 
 def test_rebuild_equals_live_while_live_keeps_serving(
-    engine: Engine, kafka_bootstrap: str, topic_name: str,
+    engine: Engine, store_settings: Settings, kafka_bootstrap: str, topic_name: str,
 ) -> None:
     history = generate(400, seed=7)
     first, rest = history.envelopes[:6000], history.envelopes[6000:]
@@ -115,6 +115,24 @@ def test_rebuild_equals_live_while_live_keeps_serving(
         leftovers = conn.execute(text(
             "SELECT count(*) FROM applied_versions WHERE consumer <> 'live'")).scalar()
     assert leftovers == 0
+    # the command line does the same, with a progress bar (quiet here)
+    env = _env(store_settings)
+    env.update({"WBL_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WBL_TOPIC": topic_name})
+    for command in ("rebuild", "check"):
+        done = subprocess.run([sys.executable, "-m", "services.cli", "projections", command,
+                               "transcripts", "audit_trail", "--quiet"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "rebuilt == live for transcripts, audit_trail" in done.stdout
+
+
+def _env(store_settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
+    env["WBL_DATA_DIR"] = str(store_settings.data_dir)
+    env["WBL_LOG_LEVEL"] = "WARNING"
+    if store_settings.database_url:
+        env["WBL_DATABASE_URL"] = store_settings.database_url
+    return env
 
 
 def _verify(engine: Engine) -> tuple[int | None, str | None]:
@@ -169,11 +187,8 @@ def test_verify_finds_altered_dropped_and_swapped_stored_entries(
         conn.execute(e.insert().values(**{**a, "position": 31}))
     assert _verify(engine) == (20, "reordered")
     # the CLI says the same, with exit code 1
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
-    env["WBL_DATA_DIR"] = str(store_settings.data_dir)
-    if store_settings.database_url:
-        env["WBL_DATABASE_URL"] = store_settings.database_url
-    done = subprocess.run([sys.executable, "-m", "services.cli", "audit", "verify"], env=env,
+    done = subprocess.run([sys.executable, "-m", "services.cli", "audit", "verify"],
+                          env=_env(store_settings),
                           capture_output=True, text=True, timeout=60, cwd=Path.cwd())
     assert done.returncode == 1, done.stderr
     assert "position 20 was reordered" in done.stdout
