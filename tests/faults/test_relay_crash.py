@@ -66,7 +66,13 @@ def test_relay_killed_mid_batch_loses_and_reorders_nothing(
         for _ in range(iterations):
             before = relay_tracking.recorded_position()
             process = relay_process(settings, tmp_path / "relay.log")
-            time.sleep(rng.uniform(0.8, 2.0))
+            # Strike while it publishes: once it has acknowledged a batch, at a random moment.
+            deadline = time.monotonic() + 60
+            while relay_tracking.recorded_position() == before:
+                assert process.poll() is None, (tmp_path / "relay.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "the relay published nothing in 60 s"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.3))
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
             after = relay_tracking.recorded_position()
