@@ -546,6 +546,7 @@ class Rebuild:
         consumer = kafka_io.consumer(self.bootstrap,
                                      client_id=f"wbl-projector-rebuild{self.suffix}")
         applied = 0
+        swapped = False
         try:
             reader = TopicReader(consumer, self.topic, partitions, {})
             # 1. Replay without locks until close to the (moving) live positions.
@@ -572,9 +573,10 @@ class Rebuild:
                     id=self.suffix.strip("_"), projection=",".join(self.names),
                     action="swap" if swap else "check",
                     positions=json.dumps(targets, sort_keys=True), events=applied))
+            swapped = swap  # committed
         finally:
             consumer.close()
-            self._cleanup(drop_fresh=not swap)
+            self._cleanup(drop_fresh=not swapped)  # a failed swap leaves no fresh tables
         return RebuildResult(names=self.names, events_applied=applied, positions=targets,
                              seconds=time.monotonic() - started, swapped=swap,
                              differences=differences)
