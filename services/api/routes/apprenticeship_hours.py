@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict
 from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from services.api.deps import ActorDep, EngineDep, RuntimeDep, SettingsDep
 from services.api.models import PROBLEM_RESPONSES
-from services.api.routes.transcripts import Limit, MinPosition, Offset, read_your_writes
+from services.api.routes.transcripts import (
+    LearnerId,
+    Limit,
+    MinPosition,
+    Offset,
+    read_your_writes,
+)
 
 router = APIRouter(tags=["apprenticeship hours"])
 
@@ -91,7 +97,7 @@ class ProgressOut(BaseModel):
 @router.get("/learners/{learner_id}/apprenticeship-hours", response_model=list[ProgressOut],
             responses=PROBLEM_RESPONSES)
 def learner_hours(
-    learner_id: str, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    learner_id: LearnerId, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
     actor: ActorDep, program_id: str | None = None,
     placement_id: Annotated[str | None, Query(description="Only this placement; with "
                                                           "min_position, the one to wait for")

@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from projections.transcript import (
@@ -32,13 +33,17 @@ from services.projector import wait_for_event
 
 router = APIRouter(tags=["transcripts"])
 
+MAX_POSITION = 2**62  # within SQLite's and PostgreSQL's 64-bit integers
+
 MinPosition = Annotated[
     int | None,
-    Query(ge=1, description="Wait (briefly) until the read models include this position, as "
-                            "answered by a command: read your own writes."),
+    Query(ge=1, le=MAX_POSITION,
+          description="Wait (briefly) until the read models include this position, as "
+                      "answered by a command: read your own writes."),
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_POSITION)]
+LearnerId = Annotated[str, Path(min_length=1, max_length=100)]
 
 
 def read_your_writes(runtime: Any, settings: Any, min_position: int | None,
@@ -147,7 +152,7 @@ Credits = Annotated[Decimal | None, Query(ge=0, le=100, max_digits=6, decimal_pl
 @router.get("/learners/{learner_id}/transcript", response_model=TranscriptOut,
             responses=PROBLEM_RESPONSES)
 def learner_transcript(
-    learner_id: str, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    learner_id: LearnerId, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
     actor: ActorDep, status: str | None = None, wbl_type: str | None = None,
     course_code: CourseCode = None, credits: Credits = None, limit: Limit = 100,
     offset: Offset = 0, min_position: MinPosition = None,
@@ -170,7 +175,7 @@ def learner_transcript(
 @router.get("/learners/{learner_id}/transcript/export", responses={
     200: {"content": {"text/csv": {}, "application/json": {}}}, **PROBLEM_RESPONSES})
 def export_transcript(
-    learner_id: str, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    learner_id: LearnerId, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
     actor: ActorDep, format: Literal["csv", "json"] = "csv", course_code: CourseCode = None,
     credits: Credits = None, min_position: MinPosition = None,
 ) -> Response:
@@ -180,8 +185,11 @@ def export_transcript(
     with engine.connect() as conn:
         found = TranscriptProjection().experiences(conn, learner_id=learner_id, limit=10_000)
     if format == "csv":
+        # RFC 6266: an ASCII fallback name, and the learner's id percent-encoded as UTF-8
+        name = quote(f"transcript-{learner_id}.csv", safe="")
         return Response(to_csv(found, config), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="transcript-{learner_id}.csv"'})
+            "Content-Disposition": f"attachment; filename=\"transcript.csv\"; "
+                                   f"filename*=UTF-8''{name}"})
     import json
 
     return Response(json.dumps(export_rows(found, config)), media_type="application/json")
@@ -210,7 +218,8 @@ def list_experiences(
 @router.get("/learners/{learner_id}/credentials/{credential_id}/open-badge",
             responses=PROBLEM_RESPONSES)
 def credential_open_badge(
-    learner_id: str, credential_id: str, runtime: RuntimeDep, engine: EngineDep,
+    learner_id: LearnerId, credential_id: Annotated[str, Path(max_length=200)],
+    runtime: RuntimeDep, engine: EngineDep,
     settings: SettingsDep, actor: ActorDep, min_position: MinPosition = None,
 ) -> dict[str, Any]:
     """The credential as an (unsigned) Open Badges 3.0 ``OpenBadgeCredential``."""
@@ -228,7 +237,7 @@ def credential_open_badge(
 
 @router.get("/learners/{learner_id}/clr", responses=PROBLEM_RESPONSES)
 def learner_clr(
-    learner_id: str, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    learner_id: LearnerId, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
     actor: ActorDep, issuer: Annotated[str, Query(max_length=200)] = "wbl-ledger",
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
