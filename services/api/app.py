@@ -35,7 +35,7 @@ from services.api.routes import (
     programs,
     transcripts,
 )
-from services.api.store import api_metadata
+from services.api.store import api_engine, api_metadata
 from services.runtime import Runtime
 
 DESCRIPTION = """
@@ -109,7 +109,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.metrics_registry = registry_for(rt)
         http_metrics.register(app.state.metrics_registry)
         app.state.token_key = token_key(rt.settings)
-        api_metadata.create_all(rt.engine)
+        app.state.api_engine = api_engine(rt.settings, rt.engine)
+        api_metadata.create_all(app.state.api_engine)
         # An API started before its projector still answers reads (empty, not 500).
         projection_metadata.create_all(rt.engine)
 

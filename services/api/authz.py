@@ -445,6 +445,7 @@ async def enforce(request: Request) -> None:
         body = parsed if isinstance(parsed, dict) else {}
     call = Call(dict(request.path_params), dict(request.query_params), body)
     if rule_ is not None and rule_.target in LOADS:
-        await run_in_threadpool(check, name, actor, runtime.ledger, runtime.engine, call)
+        await run_in_threadpool(check, name, actor, runtime.ledger,
+                                request.app.state.api_engine, call)
     else:  # nothing to load: no thread-pool hop
-        check(name, actor, runtime.ledger, runtime.engine, call)
+        check(name, actor, runtime.ledger, None, call)

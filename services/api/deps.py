@@ -64,6 +64,12 @@ async def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Engin
     return runtime.engine
 
 
+async def get_api_engine(request: Request) -> Engine:
+    """The API's own tables (idempotency, organisations, people): ``services/api/store.py``."""
+    engine: Engine = request.app.state.api_engine
+    return engine
+
+
 async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
@@ -81,6 +87,7 @@ async def current_actor(request: Request) -> Actor:
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+ApiEngineDep = Annotated[Engine, Depends(get_api_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ActorDep = Annotated[Actor, Depends(current_actor)]

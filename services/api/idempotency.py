@@ -180,7 +180,7 @@ class Idempotency:
                      ""):
             digest.update(part.encode() + b"\0")
         digest.update(body)
-        engine: Engine = app_state.runtime.engine
+        engine: Engine = app_state.api_engine
         ttl = timedelta(hours=app_state.runtime.settings.idempotency_ttl_hours)
 
         deadline = asyncio.get_running_loop().time() + WAIT_S

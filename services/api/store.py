@@ -6,15 +6,19 @@
   state -> district -> school, employers, sponsors) and of people as pseudonymous ids
   with a role and an organisation, no names (docs/decisions/034-organisation-registry.md).
 
-They have their own ``MetaData`` so rebuilding projections never touches them.
+They have their own ``MetaData`` so rebuilding projections never touches them, and on the
+embedded default their own SQLite file (``api_engine``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Engine,
     Integer,
     LargeBinary,
     MetaData,
@@ -22,7 +26,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    create_engine,
+    event,
 )
+
+from infra.settings import Settings
 
 api_metadata = MetaData()
 
@@ -62,3 +70,25 @@ people = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+
+def api_engine(settings: Settings, read_models: Engine) -> Engine:
+    """Where these tables live: the read-model database on PostgreSQL; on the embedded
+    default, their own SQLite file (``api.sqlite3``) beside the read models, so the
+    idempotency writes of every command never wait for the projector's write lock (SQLite
+    has one writer per file, and a waiting writer sleeps in its busy handler)."""
+    if settings.uses_postgres:
+        return read_models
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{settings.data_dir / 'api.sqlite3'}",
+                           connect_args={"timeout": 10, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    api_metadata.create_all(engine)
+    return engine

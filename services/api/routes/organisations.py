@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from domain.actor import Role
 from domain.child_labour import ChildLabourPolicy
 from services.api.auth import TOKEN_ROLES
-from services.api.deps import ActorDep, EngineDep, LedgerDep
+from services.api.deps import ActorDep, ApiEngineDep, LedgerDep
 from services.api.errors import ProblemError
 from services.api.models import (
     PROBLEM_RESPONSES,
@@ -105,7 +105,7 @@ def _now() -> datetime:
 
 
 @router.post("", status_code=201, response_model=OrganisationOut)
-def create_organisation(body: CreateOrganisation, engine: EngineDep, actor: ActorDep,
+def create_organisation(body: CreateOrganisation, engine: ApiEngineDep, actor: ActorDep,
                         response: Response, idempotency_key: IdempotencyKey = None
                         ) -> OrganisationOut:
     row = {**body.model_dump(), "kind": body.kind.value, "created_by": actor.id,
@@ -129,7 +129,7 @@ def create_organisation(body: CreateOrganisation, engine: EngineDep, actor: Acto
 
 @router.get("", response_model=list[OrganisationOut])
 def list_organisations(
-    engine: EngineDep,
+    engine: ApiEngineDep,
     parent_id: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -152,7 +152,7 @@ def _organisation(conn: object, organisation_id: str) -> None:
 
 
 @router.get("/{organisation_id}", response_model=OrganisationOut)
-def get_organisation(organisation_id: OrganisationId, engine: EngineDep) -> OrganisationOut:
+def get_organisation(organisation_id: OrganisationId, engine: ApiEngineDep) -> OrganisationOut:
     with engine.connect() as conn:
         row = conn.execute(select(organisations).where(
             organisations.c.id == organisation_id)).mappings().first()
@@ -164,7 +164,7 @@ def get_organisation(organisation_id: OrganisationId, engine: EngineDep) -> Orga
 
 
 @router.post("/{organisation_id}/people", status_code=201, response_model=PersonOut)
-def register_person(organisation_id: OrganisationId, body: RegisterPerson, engine: EngineDep,
+def register_person(organisation_id: OrganisationId, body: RegisterPerson, engine: ApiEngineDep,
                     actor: ActorDep, idempotency_key: IdempotencyKey = None) -> PersonOut:
     if actor.role is not Role.ADMIN and body.role in (Role.ADMIN.value,
                                                       Role.STATE_AUDITOR.value):
@@ -185,7 +185,7 @@ def register_person(organisation_id: OrganisationId, body: RegisterPerson, engin
 @router.get("/{organisation_id}/people", response_model=list[PersonOut])
 def list_people(
     organisation_id: OrganisationId,
-    engine: EngineDep,
+    engine: ApiEngineDep,
     role: PersonRole | None = None,  # type: ignore[valid-type]
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
