@@ -244,7 +244,9 @@ def main() -> None:
             service.send_signal(signal.SIGTERM)
             service.wait(timeout=60)
 
-    figures = {"role": args.role, "idempotency_keys": USE_KEYS, "raw_ledger": raw, "http_closed_loop": closed, "http_open_loop": opened,
+    figures = {"role": args.role, "idempotency_keys": USE_KEYS, "raw_ledger": raw,
+               "http_closed_loop": closed, "http_open_loop": opened,
+               "load_average_1m": os.getloadavg()[0],
                "relay_lag_after": (health.get("relay") or {}).get("lag"),
                "cpus": os.cpu_count()}
     print(f"{'measure':<24}{'cmds/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")

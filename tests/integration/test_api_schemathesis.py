@@ -78,7 +78,8 @@ def test_every_operation_conforms_and_refusals_record_nothing(
     authorization = fuzz_world.auth("admin")["Authorization"]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=MAX_EXAMPLES <= 12,
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+              derandomize=MAX_EXAMPLES <= 12,  # the default run is the same every time
               suppress_health_check=list(HealthCheck))
     def run(case: schemathesis.Case) -> None:
         before = fuzz_world.position
