@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     token_ttl_hours: int = Field(
         720, ge=1, description="Default lifetime of tokens made by `wbl tokens create`."
     )
+    failed_authentications_per_minute: int = Field(
+        300, ge=1, description="Failed authentications a client may make per minute before it "
+        "gets 429 (tokens are issued offline: there is no login endpoint to guess at).",
+    )
     idempotency_ttl_hours: int = Field(
         24, ge=1, description="How long an Idempotency-Key's first answer is kept."
     )

@@ -15,11 +15,11 @@ from infra.metrics import registry_for
 from infra.settings import Settings
 from projections.tables import metadata as projection_metadata
 from services.api import errors
-from services.api.auth import token_key
+from services.api.auth import FailedAuthentications, token_key
 from services.api.authz import enforce
 from services.api.idempotency import Idempotency
 from services.api.models import PROBLEMS, Problem
-from services.api.observability import HttpMetrics, RequestContext
+from services.api.observability import REQUEST_ID, HttpMetrics, RequestContext
 from services.api.routes import (
     apprenticeship_hours,
     audit_trail,
@@ -87,7 +87,7 @@ class BodySizeLimit:
         body = json.dumps({
             "type": "/errors/body-too-large", "title": "Request body too large", "status": 413,
             "detail": f"Request bodies are limited to {self.max_bytes} bytes.",
-            "instance": scope.get("path"),
+            "instance": f"urn:wbl:request:{REQUEST_ID.get()}",
         }).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [
             (b"content-type", b"application/problem+json"),
@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.metrics_registry = registry_for(rt)
         http_metrics.register(app.state.metrics_registry)
         app.state.token_key = token_key(rt.settings)
+        app.state.failed_authentications = FailedAuthentications(
+            rt.settings.failed_authentications_per_minute)
         app.state.api_engine = api_engine(rt.settings, rt.engine)
         api_metadata.create_all(app.state.api_engine)
         # An API started before its projector still answers reads (empty, not 500).

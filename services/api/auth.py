@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -143,6 +145,41 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+class FailedAuthentications:
+    """Failed authentications per client in the last minute; past the limit, the client gets
+    429 until the minute has passed. Tokens are issued offline, so there is no login to guess
+    at; this stops a client hammering the API with made-up or stolen-and-expired tokens."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and now - failures[0] > self.WINDOW_S:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, client: str) -> int | None:
+        now = time.monotonic()
+        with self._lock:
+            failures = self._recent(client, now)
+            if len(failures) < self.limit:
+                return None
+            return max(int(self.WINDOW_S - (now - failures[0])) + 1, 1)
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent(client, now).append(now)
+            if len(self._failures) > 10_000:  # bounded memory: forget the quietest clients
+                for stale in [c for c, f in self._failures.items() if not f][:5_000]:
+                    del self._failures[stale]
+
+
 def authenticate(request: Request) -> Actor:
     """The dependency every protected route has: 401 problem+json without a valid token.
 
@@ -151,12 +188,24 @@ def authenticate(request: Request) -> Actor:
     cached = getattr(request.state, "actor", None)
     if isinstance(cached, Actor):
         return cached
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise _unauthorised("Send `Authorization: Bearer <token>` (`wbl tokens create` makes "
-                            "one for local use).")
-    key: TokenKey = request.app.state.token_key
-    actor = actor_from_token(key, token)
+    throttle: FailedAuthentications = request.app.state.failed_authentications
+    client = request.client.host if request.client else "-"
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        raise ProblemError(429, "too-many-failed-authentications",
+                           "Too many failed authentications",
+                           f"Too many requests without a valid token from this client; try "
+                           f"again in {wait} s.", headers={"Retry-After": str(wait)})
+    try:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise _unauthorised("Send `Authorization: Bearer <token>` (`wbl tokens create` "
+                                "makes one for local use).")
+        key: TokenKey = request.app.state.token_key
+        actor = actor_from_token(key, token)
+    except ProblemError:
+        throttle.failed(client)
+        raise
     request.state.actor = actor
     return actor
 

@@ -24,6 +24,7 @@ from domain.errors import (
     UnknownAggregate,
     WrongState,
 )
+from services.api.observability import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def problem(
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        # The occurrence, by request id: a path can hold a learner id, and error bodies end
+        # up in clients' logs (docs/privacy.md).
+        "instance": f"urn:wbl:request:{REQUEST_ID.get()}",
     }
     if field is not None:
         body["field"] = field
