@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -122,6 +123,20 @@ def install(app: FastAPI) -> None:
         code = codes.get(error.status_code, f"http-{error.status_code}")
         return problem(request, error.status_code, code, str(error.detail), str(error.detail),
                        headers=getattr(error, "headers", None))
+
+    @app.exception_handler(PersistenceError)
+    async def store_failed(request: Request, error: PersistenceError) -> JSONResponse:
+        # The store refused or is unreachable: nothing was recorded (the write was one
+        # transaction). Say so plainly instead of a 500, and never echo the driver's text.
+        if "full" in str(error).lower():
+            log.error("event store is out of space")
+            return problem(request, 507, "storage-full", "The ledger's storage is full",
+                           "Nothing was recorded: the event store has no space left. "
+                           "An operator must free or add space; then send the command again.")
+        log.warning("event store unavailable", extra={"error": type(error).__name__})
+        return problem(request, 503, "store-unavailable", "The event store is unavailable",
+                       "Nothing was recorded; send the command again shortly.",
+                       headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

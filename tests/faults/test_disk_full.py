@@ -70,3 +70,51 @@ def test_a_full_disk_refuses_cleanly_and_loses_nothing(small_disk: Path) -> None
     placement_story(reopened, learner="after-the-disk-was-freed", days=2)
     assert len(stored_events(reopened)) > len(events)
     reopened.close()
+
+
+def test_the_api_answers_507_when_the_disk_is_full(small_disk: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from domain.actor import Role
+    from services.api.app import create_app
+    from services.api.auth import issue_token
+    from services.runtime import Runtime
+    from tests.integration.test_api_world import api_settings
+
+    settings = api_settings(small_disk)
+    runtime = Runtime.build(settings, relay=False, projector=False)
+    body = {"organisation_id": "d", "title": "Intern", "employer_name": "Acme",
+            "worksite": "W", "wbl_type": "JobShadowing", "starts_on": "2027-01-04",
+            "ends_on": "2027-01-04"}
+    try:
+        with TestClient(create_app(runtime=runtime)) as client:
+            token = issue_token(client.app.state.token_key,  # type: ignore[attr-defined]
+                                actor_id="c", role=Role.COORDINATOR, organisation_id="d")
+            auth = {"Authorization": f"Bearer {token}"}
+            filler = small_disk / "filler"
+            with filler.open("wb") as out:  # fill what is left of the disk
+                try:
+                    while True:
+                        out.write(os.urandom(65536))
+                        out.flush()
+                except OSError:
+                    pass
+            before = runtime.ledger.recorder.max_notification_id() or 0
+            answers = [client.post("/opportunities", headers=auth,
+                                   json={**body, "title": f"Intern {n}"}).status_code
+                       for n in range(50)]
+            full = client.post("/opportunities", headers=auth, json=body)
+            assert full.status_code == 507, full.text
+            assert full.headers["content-type"].startswith("application/problem+json")
+            assert full.json()["type"] == "/errors/storage-full"
+            assert 500 not in answers
+            assert set(answers) <= {201, 507}
+            recorded = runtime.ledger.recorder.select_notifications(
+                start=before, limit=100, inclusive_of_start=False)
+            assert len(recorded) == answers.count(201)
+            for n in recorded:  # what was accepted before the disk filled reads back whole
+                assert runtime.ledger.get_opportunity(n.originator_id).version == 1
+            filler.unlink()
+            assert client.post("/opportunities", headers=auth, json=body).status_code == 201
+    finally:
+        runtime.stop()
