@@ -33,6 +33,7 @@ from services.api.routes import (
     organisations,
     placements,
     programs,
+    reports,
     transcripts,
 )
 from services.api.store import api_engine, api_metadata
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(transcripts.router)
     app.include_router(apprenticeship_hours.router)
     app.include_router(audit_trail.router)
+    app.include_router(reports.router)
     app.add_middleware(Idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=http_metrics)

@@ -56,6 +56,7 @@ class Rel(StrEnum):
     PROGRAM_SPONSOR = "program sponsor"
     ORG_GUARDIAN = "org guardian"
     AUDITOR = "auditor"
+    RESEARCHER = "researcher"
     ADMIN = "admin"
     ANY = "any authenticated"
 
@@ -67,6 +68,7 @@ ROLE_OF: dict[Rel, Role] = {
     Rel.PROGRAM_SPONSOR: Role.SPONSOR,
     Rel.ORG_GUARDIAN: Role.GUARDIAN,
     Rel.AUDITOR: Role.STATE_AUDITOR,
+    Rel.RESEARCHER: Role.RESEARCHER,
     Rel.ADMIN: Role.ADMIN,
 }
 
@@ -207,6 +209,11 @@ RULES: dict[str, Rule] = {
     "GET /apprenticeship-hours": scoped_query(C, SP, A, ADM),
     "GET /audit-trail": scoped_query(C, A, ADM),
     "GET /audit-trail/verify": rule(A, ADM),
+    # state reports and research exports (issue 7): auditors read reports, researchers
+    # read only pseudonymised exports
+    "GET /reports/state": rule(A, ADM, note="computed as of a cut-off, small cells suppressed"),
+    "GET /research/placements": rule(Rel.RESEARCHER, ADM, note="pseudonymised"),
+    "GET /research/learners": rule(Rel.RESEARCHER, ADM, note="pseudonymised"),
 }
 
 

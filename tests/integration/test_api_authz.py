@@ -129,6 +129,11 @@ ENDPOINTS: dict[str, Request] = {
     "list_apprenticeship_hours": ("GET", lambda w: "/apprenticeship-hours", lambda w, a: None),
     "audit_trail": ("GET", lambda w: "/audit-trail", lambda w, a: None),
     "verify_audit_trail": ("GET", lambda w: "/audit-trail/verify", lambda w, a: None),
+    # state reports and research exports (issue 7)
+    "state_report": ("GET", lambda w: "/reports/state?period=2025-26&starts_on=2025-07-01"
+                     "&ends_on=2026-06-30", lambda w, a: None),
+    "research_placements": ("GET", lambda w: "/research/placements", lambda w, a: None),
+    "research_learners": ("GET", lambda w: "/research/learners", lambda w, a: None),
 }
 SCOPED = {"list_experiences", "list_apprenticeship_hours", "audit_trail"}
 
@@ -174,6 +179,9 @@ KEYS: dict[str, str] = {
     "list_apprenticeship_hours": "GET /apprenticeship-hours",
     "audit_trail": "GET /audit-trail",
     "verify_audit_trail": "GET /audit-trail/verify",
+    "state_report": "GET /reports/state",
+    "research_placements": "GET /research/placements",
+    "research_learners": "GET /research/learners",
 }
 
 OWN_SCOPE = {  # a cross-record query names the caller's own scope
@@ -252,6 +260,9 @@ EXPECTED: dict[str, dict[str, object]] = {
                                          "auditor", "admin"}),
     "audit_trail": expect({"coord_a", "coord_b", "auditor", "admin"}),
     "verify_audit_trail": expect({"auditor", "admin"}),
+    "state_report": expect({"auditor", "admin"}),
+    "research_placements": expect({"researcher", "admin"}),
+    "research_learners": expect({"researcher", "admin"}),
 }
 
 CELLS = [pytest.param(endpoint, actor, id=f"{endpoint}-{actor}")

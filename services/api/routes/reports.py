@@ -1,0 +1,131 @@
+"""State reports for auditors, and pseudonymised exports for researchers.
+
+Both are computed from the event log as of a cut-off (default: everything recorded), like
+their CLI twins `wbl report state` and `wbl research export` (docs/reporting.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from infra.database import personal_data_vault
+from infra.personal_data import PersonalDataVault
+from projections.state_report import ReportingPeriod, to_csv_rows
+from services.api.deps import EngineDep, LedgerDep, SettingsDep
+from services.api.errors import ProblemError
+from services.api.models import PROBLEM_RESPONSES
+from services.reporting import CutoffError, compute_state_report, envelopes_until, resolve_cutoff
+from services.research import load_or_create_key, research_tables
+
+router = APIRouter(tags=["reports"])
+
+
+class Figure(BaseModel):
+    organisation_id: str
+    measure: str
+    dimension: str
+    group: str
+    value: int | str | None
+    suppressed: bool
+
+
+class Perkins5S3(BaseModel):
+    organisation_id: str
+    dimension: str
+    group: str
+    percent: str | None
+    suppressed: bool
+
+
+class StateReport(BaseModel):
+    report: str
+    format_version: int
+    period: dict[str, str]
+    cutoff: dict[str, int | str]
+    suppression: dict[str, int | str]
+    dimensions: list[str]
+    organisations: list[dict[str, str | None]]
+    figures: list[Figure]
+    perkins_5s3: list[Perkins5S3]
+    content_hash: str
+
+
+def _vault(request: Request) -> PersonalDataVault:
+    vault: PersonalDataVault | None = getattr(request.app.state, "vault", None)
+    if vault is None:
+        vault = personal_data_vault(request.app.state.runtime.settings)
+        request.app.state.vault = vault
+    return vault
+
+
+Position = Annotated[int | None, Query(ge=1, le=2**53, description="Cut-off position.")]
+
+
+@router.get("/reports/state", response_model=StateReport, responses={
+    **PROBLEM_RESPONSES, 200: {"content": {"text/csv": {}}}})
+def state_report(
+    request: Request, ledger: LedgerDep, engine: EngineDep, settings: SettingsDep,
+    period: Annotated[str, Query(min_length=1, max_length=50, examples=["2025-26"])],
+    starts_on: date, ends_on: date, position: Position = None,
+    min_cell: Annotated[int, Query(ge=1, le=1000)] = 10,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Any:
+    """The state feed for a reporting period, as of a cut-off, small cells suppressed."""
+    if ends_on < starts_on:
+        raise ProblemError(422, "dates-reversed", "The period ends before it starts",
+                           f"{ends_on} is before {starts_on}.", field="ends_on")
+    try:
+        report = compute_state_report(ledger, engine, _vault(request), settings,
+                                      ReportingPeriod(period, starts_on, ends_on),
+                                      position=position, min_cell=min_cell)
+    except CutoffError as error:
+        raise ProblemError(422, "cutoff-beyond-log", "No such position", str(error),
+                           field="position") from None
+    if format == "csv":
+        out = io.StringIO()
+        csv.writer(out).writerows(to_csv_rows(report))
+        return Response(out.getvalue(), media_type="text/csv")
+    return report
+
+
+class ResearchRows(BaseModel):
+    cutoff_position: int
+    rows: list[dict[str, Any]]
+
+
+def _research(request: Request, ledger: LedgerDep, settings: SettingsDep,
+              position: int | None) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    try:
+        cutoff, _ = resolve_cutoff(ledger, position=position)
+    except CutoffError as error:
+        raise ProblemError(422, "cutoff-beyond-log", "No such position", str(error),
+                           field="position") from None
+    key = load_or_create_key(settings.research_key, settings.data_dir /
+                             "research-pseudonym.key")
+    placements, learners = research_tables(
+        envelopes_until(ledger, cutoff, settings.event_source), _vault(request), key)
+    return cutoff, placements, learners
+
+
+@router.get("/research/placements", response_model=ResearchRows,
+            responses=PROBLEM_RESPONSES)
+def research_placements(request: Request, ledger: LedgerDep, settings: SettingsDep,
+                        position: Position = None) -> ResearchRows:
+    """Per-placement facts, learners and supervisors as keyed-hash pseudonyms."""
+    cutoff, placements, _ = _research(request, ledger, settings, position)
+    return ResearchRows(cutoff_position=cutoff, rows=placements)
+
+
+@router.get("/research/learners", response_model=ResearchRows, responses=PROBLEM_RESPONSES)
+def research_learners(request: Request, ledger: LedgerDep, settings: SettingsDep,
+                      position: Position = None) -> ResearchRows:
+    """Per-learner facts (groups coarsened, no names or dates of birth), pseudonymised."""
+    cutoff, _, learners = _research(request, ledger, settings, position)
+    return ResearchRows(cutoff_position=cutoff, rows=learners)
