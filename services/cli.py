@@ -120,11 +120,13 @@ def projector() -> None:
 
 
 from services.commands_import import import_command  # noqa: E402
+from services.commands_learners import app as learners_app  # noqa: E402
 from services.commands_report import app as report_app  # noqa: E402
 from services.commands_research import replay_command, research_app  # noqa: E402
 
 app.command(name="import")(import_command)
 app.add_typer(report_app, name="report")
+app.add_typer(learners_app, name="learners")
 app.add_typer(research_app, name="research")
 app.command(name="replay")(replay_command)
 

@@ -107,3 +107,21 @@ def test_profiles_as_of_a_past_moment(store_settings: Settings) -> None:
     assert now is not None and now.economically_disadvantaged is False
     vault.shred(learner_id, reason="retention")
     assert vault.profiles_as_of({learner_id}, datetime.now(UTC))[learner_id] is None
+
+
+def test_wbl_learners_erase(store_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    vault = personal_data_vault(store_settings)
+    learner_id = vault.register(PROFILE)
+    monkeypatch.setenv("WBL_DATA_DIR", str(store_settings.data_dir))
+    if store_settings.database_url:
+        monkeypatch.setenv("WBL_DATABASE_URL", store_settings.database_url)
+    runner = CliRunner()
+    done = runner.invoke(app, ["learners", "erase", learner_id, "--reason", "retention"])
+    assert done.exit_code == 0, done.output
+    assert vault.is_shredded(learner_id)
+    again = runner.invoke(app, ["learners", "erase", learner_id, "--reason", "retention"])
+    assert again.exit_code == 1
