@@ -11,6 +11,10 @@ import typer
 from infra import logs
 from infra.settings import Settings
 from services import commands_projections, commands_tokens
+from services.commands_import import import_command
+from services.commands_learners import app as learners_app
+from services.commands_report import app as report_app
+from services.commands_research import replay_command, research_app
 from services.runtime import Runtime
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
@@ -18,6 +22,11 @@ app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
 app.add_typer(commands_tokens.app, name="tokens")
 app.add_typer(commands_projections.projections_app, name="projections")
 app.add_typer(commands_projections.audit_app, name="audit")
+app.add_typer(report_app, name="report")
+app.add_typer(research_app, name="research")
+app.add_typer(learners_app, name="learners")
+app.command(name="import")(import_command)
+app.command(name="replay")(replay_command)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -119,16 +128,6 @@ def projector() -> None:
     _run_worker("projector")
 
 
-from services.commands_import import import_command  # noqa: E402
-from services.commands_learners import app as learners_app  # noqa: E402
-from services.commands_report import app as report_app  # noqa: E402
-from services.commands_research import replay_command, research_app  # noqa: E402
-
-app.command(name="import")(import_command)
-app.add_typer(report_app, name="report")
-app.add_typer(learners_app, name="learners")
-app.add_typer(research_app, name="research")
-app.command(name="replay")(replay_command)
 
 
 if __name__ == "__main__":
