@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from enum import StrEnum
+from typing import Any
 
 from domain.errors import RuleViolated
 
@@ -60,6 +61,18 @@ class HourEntry:
     @property
     def active(self) -> bool:
         return self.status in (EntryStatus.LOGGED, EntryStatus.APPROVED)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HourEntry:
+        """Every command takes a deep copy of its placement out of the aggregate cache, so a
+        refused command leaves the cached one untouched. Only ``allocations``, the flags and
+        ``status``/``superseded_by`` ever change, and every field is immutable but the two
+        containers: copying those two is the whole deep copy, many times cheaper than the
+        generic one (which made a command's cost grow with the placement's history)."""
+        copied = object.__new__(HourEntry)
+        copied.__dict__.update(self.__dict__)
+        copied.allocations = dict(self.allocations)
+        copied.child_labour_flags = list(self.child_labour_flags)
+        return copied
 
 
 def parse_kind(value: HourKind | str) -> HourKind:

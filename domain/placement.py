@@ -110,8 +110,16 @@ class CreditBasis(StrEnum):
     PRE_APPRENTICESHIP = "pre_apprenticeship"
 
 
+class _Immutable:
+    """Frozen records are never changed once made (``Evaluation.scores`` included): a deep
+    copy of the placement may share them instead of rebuilding each one."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self
+
+
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(_Immutable):
     evaluation_id: str
     stage: EvaluationStage
     evaluator_id: str
@@ -122,7 +130,7 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class Credential:
+class Credential(_Immutable):
     credential_id: str
     kind: CredentialKind
     issuer: str
@@ -131,7 +139,7 @@ class Credential:
 
 
 @dataclass(frozen=True)
-class Credit:
+class Credit(_Immutable):
     minutes: int
     basis: CreditBasis
     work_process: str | None

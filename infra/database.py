@@ -18,6 +18,22 @@ from infra.settings import Settings
 
 def event_store_env(settings: Settings) -> dict[str, str]:
     """The `eventsourcing` environment for the configured store."""
+    return {**_store_env(settings), **_cache_env(settings)}
+
+
+def _cache_env(settings: Settings) -> dict[str, str]:
+    """The library's aggregate cache: a command loads its placement from memory, reads only
+    the events stored since (by any process: fast-forward) and gets a deep copy, so a refused
+    command never leaves a half-changed aggregate behind (docs/decisions/035)."""
+    if settings.aggregate_cache_size <= 0:
+        return {}
+    return {
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
+
+
+def _store_env(settings: Settings) -> dict[str, str]:
     if settings.database_url:
         url = make_url(settings.database_url)
         return {

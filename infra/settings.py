@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(
         24, ge=1, description="How long an Idempotency-Key's first answer is kept."
     )
+    idempotency_abandoned_s: float = Field(
+        30.0, gt=0, description="After how long a request that never answered (its process "
+        "died) may be taken over by a retry with the same Idempotency-Key.",
+    )
+    aggregate_cache_size: int = Field(
+        5000, ge=0, description="Aggregates (placements, learner days) each process keeps in "
+        "memory and brings up to date with the store's newer events, instead of replaying "
+        "their whole history per command. 0 turns the cache off.",
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535,
         description="Prometheus port of the relay and projector roles (the API serves /metrics).",
