@@ -12,13 +12,17 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from infra.command_log import RECORDER_TOPICS
 from infra.personal_data import PersonalDataVault, load_or_create_master_key
 from infra.settings import Settings
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:
     """The `eventsourcing` environment for the configured store."""
-    return {**_store_env(settings), **_cache_env(settings)}
+    store = _store_env(settings)
+    # Our subclasses of the library's recorders also record keyed commands (command_log).
+    store["APPLICATION_RECORDER_TOPIC"] = RECORDER_TOPICS[store["PERSISTENCE_MODULE"]]
+    return {**store, **_cache_env(settings)}
 
 
 def _cache_env(settings: Settings) -> dict[str, str]:

@@ -20,12 +20,14 @@ docs/decisions/010-daily-limit-across-placements.md.
 from __future__ import annotations
 
 import copy
+import functools
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -34,12 +36,20 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 
 from domain.actor import Actor
 from domain.child_labour import ChildLabourPolicy
-from domain.errors import ConcurrentChange, RuleViolated, StaleVersion, UnknownAggregate
+from domain.errors import (
+    ConcurrentChange,
+    DomainError,
+    RuleViolated,
+    StaleVersion,
+    UnknownAggregate,
+)
 from domain.learner_day import LearnerDay
 from domain.opportunity import Opportunity
 from domain.organisation import OrganisationSettings
 from domain.placement import Placement
 from domain.program import ApprenticeshipProgram
+from infra.command_log import CommandKey, recorded_command
+from services import command_keys
 
 
 class DateAsISO(Transcoding):
@@ -53,6 +63,48 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+log = logging.getLogger(__name__)
+C = TypeVar("C", bound=Callable[..., "CommandResult"])
+
+
+def command(method: C) -> C:
+    """A command that a retried HTTP request (same Idempotency-Key) runs at most once.
+
+    Inside a request's ``CommandScope`` the command takes the scope's next key; if the store
+    already recorded that key (the first attempt committed, then its process died before
+    answering) the stored result is the answer and the command does not run again. Else
+    ``_save_all`` stores the key with the events, in their transaction.
+    """
+
+    @functools.wraps(method)
+    def run(self: Ledger, *args: Any, **kwargs: Any) -> CommandResult:
+        scope = command_keys.CURRENT.get()
+        if scope is None or getattr(self._local, "unit", None) is not None:
+            return method(self, *args, **kwargs)
+        key = scope.next_key()
+        done = recorded_command(self.recorder, key)
+        if done is not None:
+            log.info("command already recorded: answered from the command log",
+                     extra={"command": method.__name__, "command_key": key[:12]})
+            return CommandResult(done.aggregate_id, done.version, done.position,
+                                 done.created_id)
+        self._local.command_key = key
+        try:
+            return method(self, *args, **kwargs)
+        except DomainError:
+            # Refused because the same command, run at the same time by a retry that took
+            # over, has just been recorded (the entry now overlaps itself): its answer stands.
+            done = recorded_command(self.recorder, key)
+            if done is None:
+                raise
+            return CommandResult(done.aggregate_id, done.version, done.position,
+                                 done.created_id)
+        finally:
+            self._local.command_key = None
+
+    return cast(C, run)
 
 
 @dataclass(frozen=True)
@@ -179,9 +231,22 @@ class Ledger(Application[UUID]):
             return CommandResult(aggregate_id=first.id, version=first.version, position=0,
                                  created_id=created_id)
         pending = [event for aggregate in aggregates for event in aggregate.pending_events]
+        first = aggregates[0]
+        key: str | None = getattr(self._local, "command_key", None)
+        self._local.command_key = None  # one key, one save
+        extra: dict[str, Any] = {}
+        if key is not None and pending:
+            extra["command"] = CommandKey(
+                key=key, aggregate_id=str(first.id), version=first.version,
+                created_id=created_id, last_originator_id=str(pending[-1].originator_id),
+                last_version=pending[-1].originator_version)
         try:
-            recordings = self.save(*aggregates)
+            recordings = self.save(*aggregates, **extra)
         except IntegrityError as error:
+            done = recorded_command(self.recorder, key) if key is not None else None
+            if done is not None:  # the same keyed command, run concurrently, won
+                return CommandResult(done.aggregate_id, done.version, done.position,
+                                     done.created_id)
             positions = self._positions_if_already_recorded(pending)
             if positions is None:
                 raise ConcurrentChange(
@@ -190,7 +255,6 @@ class Ledger(Application[UUID]):
             position = max(positions)
         else:
             position = max((r.notification.id for r in recordings), default=0)
-        first = aggregates[0]
         return CommandResult(aggregate_id=first.id, version=first.version, position=position,
                              created_id=created_id)
 
@@ -242,6 +306,7 @@ class Ledger(Application[UUID]):
 
     # -- opportunities -------------------------------------------------------------
 
+    @command
     def post_opportunity(
         self, actor: Actor, *, expected_version: int | None = None, **details: Any
     ) -> CommandResult:
@@ -250,6 +315,7 @@ class Ledger(Application[UUID]):
         opportunity = Opportunity.post(actor=actor, **details)
         return self._save_all(opportunity)
 
+    @command
     def close_opportunity(
         self,
         actor: Actor,
@@ -268,6 +334,7 @@ class Ledger(Application[UUID]):
 
     # -- apprenticeship programs ---------------------------------------------------
 
+    @command
     def define_program(
         self, actor: Actor, *, expected_version: int | None = None, **details: Any
     ) -> CommandResult:
@@ -283,6 +350,7 @@ class Ledger(Application[UUID]):
 
     # -- organisation settings -----------------------------------------------------
 
+    @command
     def set_child_labour_policy(
         self,
         actor: Actor,
@@ -318,6 +386,7 @@ class Ledger(Application[UUID]):
 
     # -- placements: match, agreement, start ---------------------------------------
 
+    @command
     def match_learner(
         self,
         actor: Actor,
@@ -345,6 +414,7 @@ class Ledger(Application[UUID]):
         )
         return self._save_all(placement)
 
+    @command
     def sign_agreement(
         self,
         actor: Actor,
@@ -360,6 +430,7 @@ class Ledger(Application[UUID]):
                                  today=today)
         return self._save_all(placement)
 
+    @command
     def start_placement(
         self,
         actor: Actor,
@@ -375,6 +446,7 @@ class Ledger(Application[UUID]):
 
     # -- hours ---------------------------------------------------------------------
 
+    @command
     def log_hours(
         self,
         actor: Actor,
@@ -407,6 +479,7 @@ class Ledger(Application[UUID]):
                   minutes=minutes)
         return self._save_all(placement, day, created_id=entry_id)
 
+    @command
     def approve_hours(
         self,
         actor: Actor,
@@ -422,6 +495,7 @@ class Ledger(Application[UUID]):
                                 approved_on=approved_on or today, today=today)
         return self._save_all(placement)
 
+    @command
     def reject_hours(
         self,
         actor: Actor,
@@ -442,6 +516,7 @@ class Ledger(Application[UUID]):
         day.release(actor=actor, entry_id=entry_id, reason="rejected")
         return self._save_all(placement, day)
 
+    @command
     def correct_hours(
         self,
         actor: Actor,
@@ -485,6 +560,7 @@ class Ledger(Application[UUID]):
 
     # -- evaluation, competencies, credentials -------------------------------------
 
+    @command
     def evaluate_placement(
         self,
         actor: Actor,
@@ -505,6 +581,7 @@ class Ledger(Application[UUID]):
         )
         return self._save_all(placement, created_id=evaluation_id)
 
+    @command
     def sign_off_competency(
         self,
         actor: Actor,
@@ -520,6 +597,7 @@ class Ledger(Application[UUID]):
                                       signed_off_on=signed_off_on or today, today=today)
         return self._save_all(placement)
 
+    @command
     def issue_credential(
         self,
         actor: Actor,
@@ -541,6 +619,7 @@ class Ledger(Application[UUID]):
 
     # -- status changes ------------------------------------------------------------
 
+    @command
     def suspend_placement(
         self,
         actor: Actor,
@@ -556,6 +635,7 @@ class Ledger(Application[UUID]):
                           today=today)
         return self._save_all(placement)
 
+    @command
     def reinstate_placement(
         self,
         actor: Actor,
@@ -571,6 +651,7 @@ class Ledger(Application[UUID]):
                             today=today)
         return self._save_all(placement)
 
+    @command
     def withdraw_placement(
         self,
         actor: Actor,
@@ -587,6 +668,7 @@ class Ledger(Application[UUID]):
                            withdrawn_on=withdrawn_on or today, today=today)
         return self._save_all(placement)
 
+    @command
     def complete_placement(
         self,
         actor: Actor,
@@ -602,6 +684,7 @@ class Ledger(Application[UUID]):
 
     # -- prior learning --------------------------------------------------------------
 
+    @command
     def grant_prior_learning_credit(
         self,
         actor: Actor,
@@ -628,6 +711,7 @@ class Ledger(Application[UUID]):
         )
         return self._save_all(placement)
 
+    @command
     def credit_pre_apprenticeship_hours(
         self,
         actor: Actor,

@@ -11,10 +11,17 @@ An ASGI middleware around every POST that carries ``Idempotency-Key``:
 3. the same key with another request is refused (422 ``idempotency-key-reused``); a
    request still running when the wait ends is answered 409
    ``idempotency-request-in-progress`` (retry later, with the same key);
-4. a 5xx or a 409 ``concurrent-change`` is not kept (nothing was recorded and the client
-   should retry), so the row is deleted and the next retry runs the command again.
+4. a 5xx or a 409 ``concurrent-change`` is not kept: the row is marked ``retry`` and the
+   next request with the key runs the route again. A pending row older than
+   ``WBL_IDEMPOTENCY_ABANDONED_S`` belongs to a process that died: the next request takes
+   it over the same way.
 
-The rows live in the read-model database (``services/api/store.py``); one older than
+Running the route again never records a command twice: every ledger command the request
+runs takes a key derived from (actor, key, request, row id) and the event store records
+that key in the same transaction as the command's events (``services/command_keys.py``,
+``infra/command_log.py``). A command whose key is already stored answers what was stored.
+
+The rows live in the API's database (``services/api/store.py``); a kept answer older than
 ``WBL_IDEMPOTENCY_TTL_HOURS`` is forgotten when its key comes back. The actor comes from
 the bearer token (checked here with the same key as the routes); without a valid token
 the request goes through untouched and the route answers 401.
@@ -33,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,13 +48,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.api.auth import actor_from_token, bearer_token
 from services.api.errors import PROBLEM_JSON, ProblemError
 from services.api.store import idempotency
+from services.command_keys import keyed_commands
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 WAIT_S = 15.0
 POLL_S = 0.02
-ABANDONED_AFTER = timedelta(seconds=120)
-"""A pending row this old belongs to a process that died mid-command; take it over."""
 
 
 @dataclass(frozen=True)
@@ -81,22 +87,19 @@ def _serialised(engine: Engine) -> contextlib.AbstractContextManager[object]:
     return _SQLITE_WRITES if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
 
-def claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta) -> Claim:
+def claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta,
+          abandoned_after: timedelta) -> Claim:
     """Insert the pending row, or report what the existing row says."""
     with _serialised(engine):
-        return _claim(engine, actor_id, key, request_hash, ttl)
+        return _claim(engine, actor_id, key, request_hash, ttl, abandoned_after)
 
 
-def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta
-           ) -> Claim:
+def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta,
+           abandoned_after: timedelta) -> Claim:
     now = _now()
     try:
         with engine.begin() as conn:
-            row_id = conn.execute(insert(idempotency).values(
-                actor_id=actor_id, idempotency_key=key, request_hash=request_hash,
-                state="pending", created_at=now,
-            )).inserted_primary_key[0]  # type: ignore[index]
-        return Claim("run", row_id=int(row_id))
+            return Claim("run", row_id=_insert_pending(conn, actor_id, key, request_hash, now))
     except IntegrityError:
         pass
     with engine.begin() as conn:
@@ -106,26 +109,41 @@ def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: time
         if row is None:  # deleted between our insert and select: try once more
             return Claim("pending")
         created = _aware(row.created_at)
-        expired = row.state == "done" and now - created > ttl
-        abandoned = row.state == "pending" and now - created > ABANDONED_AFTER
-        if expired or abandoned:
+        if row.state == "done" and now - created > ttl:
+            # Expired: the key is new again, under a new row id, so the ledger's command
+            # keys (derived from the row id) are new too and the command runs again.
+            conn.execute(delete(idempotency).where(idempotency.c.id == row.id))
+            return Claim("run", row_id=_insert_pending(conn, actor_id, key, request_hash, now))
+        if row.request_hash != request_hash:
+            return Claim("mismatch")
+        if row.state == "retry" or (row.state == "pending" and now - created > abandoned_after):
+            # The first attempt failed (5xx) or its process died. Take the row over with its
+            # id: if the first attempt's command was stored after all, the ledger finds its
+            # command key and answers it instead of running the command again.
             taken = conn.execute(update(idempotency).where(and_(
                 idempotency.c.id == row.id, idempotency.c.created_at == row.created_at,
-            )).values(request_hash=request_hash, state="pending", status=None, headers=None,
-                      body=None, created_at=now)).rowcount
+            )).values(state="pending", created_at=now)).rowcount
             return Claim("run", row_id=row.id) if taken == 1 else Claim("pending")
-    if row.request_hash != request_hash:
-        return Claim("mismatch")
     if row.state != "done":
         return Claim("pending")
     return Claim("replay", stored=Stored(row.status, json.loads(row.headers), row.body))
 
 
+def _insert_pending(conn: Connection, actor_id: str, key: str, request_hash: str,
+                    now: datetime) -> int:
+    row_id = conn.execute(insert(idempotency).values(
+        actor_id=actor_id, idempotency_key=key, request_hash=request_hash, state="pending",
+        created_at=now,
+    )).inserted_primary_key[0]  # type: ignore[index]
+    return int(row_id)
+
+
 def finish(engine: Engine, row_id: int, stored: Stored | None) -> None:
-    """Keep the answer, or forget the key (``stored`` None) so a retry runs again."""
+    """Keep the answer, or (``stored`` None) leave the row for a retry to take over."""
     with _serialised(engine), engine.begin() as conn:
         if stored is None:
-            conn.execute(delete(idempotency).where(idempotency.c.id == row_id))
+            conn.execute(update(idempotency).where(idempotency.c.id == row_id).values(
+                state="retry"))
         else:
             conn.execute(update(idempotency).where(idempotency.c.id == row_id).values(
                 state="done", status=stored.status, headers=json.dumps(stored.headers),
@@ -181,12 +199,15 @@ class Idempotency:
             digest.update(part.encode() + b"\0")
         digest.update(body)
         engine: Engine = app_state.api_engine
-        ttl = timedelta(hours=app_state.runtime.settings.idempotency_ttl_hours)
+        settings = app_state.runtime.settings
+        ttl = timedelta(hours=settings.idempotency_ttl_hours)
+        abandoned_after = timedelta(seconds=settings.idempotency_abandoned_s)
+        request_hash = digest.hexdigest()
 
         deadline = asyncio.get_running_loop().time() + WAIT_S
         while True:
-            outcome = await run_in_threadpool(claim, engine, actor.id, key, digest.hexdigest(),
-                                              ttl)
+            outcome = await run_in_threadpool(claim, engine, actor.id, key, request_hash, ttl,
+                                              abandoned_after)
             if outcome.outcome != "pending":
                 break
             if asyncio.get_running_loop().time() > deadline:
@@ -209,7 +230,9 @@ class Idempotency:
             return
 
         assert outcome.row_id is not None
-        await self._run_and_store(scope, body, send, engine, outcome.row_id)
+        # The ledger commands the request runs take keys derived from these (command_keys).
+        with keyed_commands(actor.id, key, request_hash, str(outcome.row_id)):
+            await self._run_and_store(scope, body, send, engine, outcome.row_id)
 
     async def _run_and_store(self, scope: Scope, body: bytes, send: Send, engine: Engine,
                              row_id: int) -> None:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -25,10 +25,12 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from sqlalchemy import update
 
 from infra.broker import free_port
 from infra.settings import Settings
 from services.api.app import create_app
+from services.api.store import idempotency
 from services.runtime import Runtime
 from tests.integration.test_api_world import (
     SECRET,
@@ -59,6 +61,7 @@ def served(settings: Settings) -> Iterator[World]:
                           limits=httpx.Limits(max_connections=64))
     try:
         world = World(client, runtime, tokens_for(runtime, app))  # type: ignore[arg-type]
+        world.api_engine = app.state.api_engine  # type: ignore[attr-defined]
         populate(world)
         yield world
     finally:
@@ -103,6 +106,33 @@ def test_the_same_command_twenty_times_at_once_records_one_event(live: World) ->
     assert again.json() == responses[0].json()
     assert again.headers["idempotent-replayed"] == "true"
     assert live.position == before + 1
+
+
+def test_a_command_whose_answer_was_lost_is_answered_not_run_again(live: World) -> None:
+    """The process died after the command committed and before it stored the answer: the
+    retry takes the abandoned key over, runs the route, and the ledger answers from the
+    command key stored with the events; nothing is recorded twice."""
+    key = str(uuid.uuid4())
+    path = f"/placements/{live.placement_id}/hours"
+    body = {"work_date": (STARTS + timedelta(days=30)).isoformat(), "minutes": 45}
+    first = live.call("learner", "POST", path, body, **{"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    after_first = live.position
+    engine = live.api_engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:  # as the dead process left it: pending, long ago
+        conn.execute(update(idempotency).where(idempotency.c.idempotency_key == key).values(
+            state="pending", status=None, headers=None, body=None,
+            created_at=datetime.now(UTC) - timedelta(hours=1)))
+
+    retry = live.call("learner", "POST", path, body, **{"Idempotency-Key": key})
+    assert retry.status_code == 201, retry.text
+    assert retry.json() == first.json()
+    assert retry.headers["etag"] == first.headers["etag"]
+    assert "idempotent-replayed" not in retry.headers  # run again, answered by the ledger
+    assert live.position == after_first
+    entries = live.ok("learner", "GET", path)["entries"]
+    assert [e["entry_id"] for e in entries].count(first.json()["created_id"]) == 1
+    assert sum(1 for e in entries if e["work_date"] == body["work_date"]) == 1
 
 
 def test_a_key_is_per_actor_and_per_request(live: World) -> None:

@@ -1,0 +1,146 @@
+"""The command log: which keyed commands the event store has recorded, in the same
+transaction as their events.
+
+A client that retries a command with its ``Idempotency-Key`` must get the first answer and
+record nothing new, even when the process that ran the first attempt died between storing
+the events and storing the HTTP answer. So the proof that a command ran is written by the
+event store itself: the `eventsourcing` recorders below insert one row per keyed command
+(``wbl_command_keys``) inside the transaction that inserts its events. Either both are
+stored or neither is, and the row's primary key refuses a second run of the same command
+even from a concurrent process. See docs/decisions/036-command-keys-with-the-events.md.
+
+The row holds what the command's answer is made of (aggregate, version, created id) and the
+last event it stored, whose notification id is the answer's position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import retry
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+TABLE = "wbl_command_keys"
+
+
+@dataclass(frozen=True)
+class CommandKey:
+    """One keyed command, as the recorder stores it beside the command's events."""
+
+    key: str
+    """A SHA-256 hex digest (actor, Idempotency-Key, request, ordinal): no id in clear."""
+    aggregate_id: str
+    version: int
+    created_id: str | None
+    last_originator_id: str
+    last_version: int
+
+
+@dataclass(frozen=True)
+class RecordedCommand:
+    aggregate_id: UUID
+    version: int
+    position: int
+    created_id: str | None
+    recorded_at: datetime
+
+
+def _hex(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+
+
+class SQLiteCommandLogRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder, plus the command log in the same transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), (
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, aggregate_id TEXT, "
+            "version INTEGER, created_id TEXT, last_originator_id TEXT, last_version INTEGER, "
+            "recorded_at TEXT)")]
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Sequence[int] | None:
+        command: CommandKey | None = kwargs.get("command")
+        if command is not None:
+            c.execute(f"INSERT INTO {TABLE} VALUES (?,?,?,?,?,?,?)", (
+                command.key, command.aggregate_id, command.version, command.created_id,
+                _hex(UUID(command.last_originator_id)), command.last_version,
+                datetime.now(UTC).isoformat()))
+        return super()._insert_events(c, stored_events, **kwargs)
+
+    def select_command(self, key: str) -> RecordedCommand | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT k.aggregate_id, k.version, k.created_id, k.recorded_at, e.rowid AS pos "
+                f"FROM {TABLE} k JOIN {self.events_table_name} e "
+                "ON e.originator_id = k.last_originator_id "
+                "AND e.originator_version = k.last_version WHERE k.key = ?", (key,))
+            row = c.fetchone()
+        if row is None:
+            return None
+        return RecordedCommand(UUID(row["aggregate_id"]), row["version"], row["pos"],
+                               row["created_id"], datetime.fromisoformat(row["recorded_at"]))
+
+
+class PostgresCommandLogRecorder(PostgresApplicationRecorder):
+    """The library's PostgreSQL recorder, plus the command log in the same transaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{table} (key text PRIMARY KEY, "
+            "aggregate_id uuid NOT NULL, version bigint NOT NULL, created_id text, "
+            "last_originator_id uuid NOT NULL, last_version bigint NOT NULL, "
+            "recorded_at timestamptz NOT NULL DEFAULT now())"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(TABLE)))
+
+    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> None:
+        command: CommandKey | None = kwargs.get("command")
+        if command is not None:
+            curs.execute(SQL(
+                "INSERT INTO {schema}.{table} (key, aggregate_id, version, created_id, "
+                "last_originator_id, last_version) VALUES (%s, %s, %s, %s, %s, %s)"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(TABLE)), (
+                command.key, command.aggregate_id, command.version, command.created_id,
+                command.last_originator_id, command.last_version))
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_command(self, key: str) -> RecordedCommand | None:
+        statement = SQL(
+            "SELECT k.aggregate_id, k.version, k.created_id, k.recorded_at, "
+            "e.notification_id AS pos FROM {schema}.{table} k JOIN {schema}.{events} e "
+            "ON e.originator_id = k.last_originator_id "
+            "AND e.originator_version = k.last_version WHERE k.key = %s"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(TABLE),
+                 events=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (key,))
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return RecordedCommand(row["aggregate_id"], row["version"], row["pos"],
+                               row["created_id"], row["recorded_at"])
+
+
+def recorded_command(recorder: object, key: str) -> RecordedCommand | None:
+    """What the store recorded for ``key``; None when not recorded (or on a recorder without a
+    command log, such as the in-memory one of unit tests)."""
+    select = getattr(recorder, "select_command", None)
+    return select(key) if select is not None else None
+
+
+RECORDER_TOPICS = {
+    "eventsourcing.sqlite": "infra.command_log:SQLiteCommandLogRecorder",
+    "eventsourcing.postgres": "infra.command_log:PostgresCommandLogRecorder",
+}
