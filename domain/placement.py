@@ -657,7 +657,15 @@ class Placement(Aggregate):
         if actor.role not in (*COORDINATING_ROLES, Role.SPONSOR):
             raise NotPermitted("Coordinators and sponsors issue credentials.",
                                code="coordinator-required")
-        self._require_same_organisation(actor)
+        if actor.role is Role.SPONSOR:
+            # A sponsor belongs to its own organisation (a JATC, an employer), not the
+            # school's; which sponsor may act is the program's business, checked by the
+            # service against the program (only its sponsor reaches this placement).
+            if self.program_id is None:
+                raise NotPermitted("A sponsor issues credentials for its apprenticeship "
+                                   "placements only.", code="not-the-sponsor")
+        else:
+            self._require_same_organisation(actor)
         try:
             parsed_kind = CredentialKind(kind)
         except ValueError:

@@ -211,6 +211,22 @@ def test_a_credential_needs_a_completed_evaluation() -> None:
     assert placement.credentials[0].kind.value == "Fieldwork"
 
 
+def test_the_sponsor_of_an_apprenticeship_issues_its_certificate() -> None:
+    """A sponsor's token carries the sponsor's own organisation, never the school's."""
+    sponsor = Actor("sponsor-1", Role.SPONSOR, "jatc-local-26")
+    placement = active(apprenticeship=program())
+    _evaluate(placement, stage="final")
+    placement.issue_credential(actor=sponsor, kind="ApprenticeshipCertificate",
+                               issuer="Local 26 JATC", issued_on=TODAY, today=TODAY)
+    assert placement.credentials[0].issuer == "Local 26 JATC"
+
+    internship = active()
+    _evaluate(internship, stage="final", scores={"Teamwork": 4})
+    with refused(internship, NotPermitted, "not-the-sponsor"):
+        internship.issue_credential(actor=sponsor, kind="Fieldwork", issuer="Local 26",
+                                    issued_on=TODAY, today=TODAY)
+
+
 @pytest.mark.parametrize(
     ("actor", "kwargs", "error", "code"),
     [
