@@ -13,15 +13,45 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from infra.cloudevents import from_record
+from infra.cloudevents import TYPE_PREFIX, MalformedRecord
+from projections.common import loads
 from projections.envelope import Envelope
 
 log = logging.getLogger(__name__)
+
+
+def from_record(headers: list[tuple[str, bytes]] | None, value: bytes | None) -> Envelope:
+    """The envelope of one record: ``infra.cloudevents.from_record`` for a reader that
+    takes every record of a replay. It decodes only the headers an envelope needs and the
+    body with orjson (the body decode was the largest part of a record's cost after
+    kafka-python's own); the result is the same envelope, and a record that is not a
+    wbl-ledger CloudEvent raises the same ``MalformedRecord``."""
+    h = dict(headers or ())  # the last of a repeated header wins, as in from_record
+    try:
+        fields = {
+            "event_id": h["ce_id"].decode(),
+            "event_type": h["ce_type"].decode().removeprefix(TYPE_PREFIX),
+            "aggregate_type": h["ce_aggregatetype"].decode(),
+            "aggregate_id": h["ce_subject"].decode(),
+            "aggregate_version": int(h["ce_aggregateversion"]),
+            "position": int(h["ce_position"]),
+            "schema_version": int(h["ce_schemaversion"]),
+            "recorded_at": datetime.fromisoformat(h["ce_time"].decode()),
+            "data": loads(value or b"{}"),
+        }
+    except (KeyError, ValueError, AttributeError) as error:
+        raise MalformedRecord(f"not a wbl-ledger CloudEvent: {error}") from error
+    # The frozen dataclass's __init__ sets each field through object.__setattr__; filling
+    # its __dict__ at once gives the same object for a fraction of the cost.
+    envelope = object.__new__(Envelope)
+    envelope.__dict__.update(fields)
+    return envelope
 
 
 class SequenceGap(RuntimeError):

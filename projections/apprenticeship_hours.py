@@ -36,19 +36,15 @@ from sqlalchemy import (
 )
 
 from projections.common import dumps, evolved, hours, load_rows, loads, replace_rows
+from projections.entry_rows import load_entries, make_entry_table, save_entries
 from projections.envelope import Envelope
 from projections.hour_entries import (
-    APPROVED,
-    LOGGED,
     ON_THE_JOB,
-    REJECTED,
     RELATED_INSTRUCTION,
+    SLOT,
+    Change,
     Entry,
-    by_work_process,
-    entries_from_json,
-    entries_to_json,
-    evolve_entries,
-    totals,
+    entry_changes,
 )
 from projections.tables import metadata as shared_metadata
 
@@ -60,10 +56,11 @@ DAYS_PER_PROGRAM_YEAR = 365
 class HoursTables:
     placement: Table
     program: Table
+    entry: Table
 
     @property
     def all(self) -> list[Table]:
-        return [self.placement, self.program]
+        return [self.placement, self.program, self.entry]
 
 
 def make_tables(md: MetaData, suffix: str = "") -> HoursTables:
@@ -95,7 +92,7 @@ def make_tables(md: MetaData, suffix: str = "") -> HoursTables:
         Column("credits", Text, nullable=False),
         Column("competencies", Text, nullable=False),
         Column("competencies_signed_off", Text, nullable=False),
-        Column("entries", Text, nullable=False),
+        Column("tallies", Text, nullable=False),
         Column("version", Integer, nullable=False),
         Column("position", BigInteger, nullable=False),
         Index(f"ix_apprenticeship_hours_learner{suffix}", "learner_id", "program_id"),
@@ -118,7 +115,8 @@ def make_tables(md: MetaData, suffix: str = "") -> HoursTables:
         Column("position", BigInteger, nullable=False),
         Index(f"ix_apprenticeship_program_sponsor{suffix}", "sponsor_id"),
     )
-    return HoursTables(placement, program)
+    entry = make_entry_table(md, f"apprenticeship_hours_entry{suffix}")
+    return HoursTables(placement, program, entry)
 
 
 LIVE_TABLES = make_tables(shared_metadata)
@@ -145,6 +143,16 @@ class HoursState:
     started_on: str | None = None
     completed_on: str | None = None
     entries: Mapping[str, Entry] = field(default_factory=dict)
+    """The entries the fold has seen: all of them in a pure fold from the first event; in
+    storage those a poll's events name, and all of a placement starting in that poll."""
+    ojl: tuple[int, int, int] = (0, 0, 0)
+    """On-the-job minutes: approved, pending, rejected."""
+    ri: tuple[int, int, int] = (0, 0, 0)
+    """Related-instruction minutes: approved, pending, rejected."""
+    by_work_process: Mapping[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """Per work process: approved, pending, rejected minutes and how many entries count."""
+    ri_by_year: Mapping[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """Per program year: related-instruction minutes by status and how many entries count."""
     credits: tuple[Mapping[str, Any], ...] = ()
     competencies_signed_off: tuple[str, ...] = ()
     version: int = 0
@@ -172,19 +180,28 @@ def evolve(state: HoursState | None, event: Envelope) -> HoursState | None:
             work_processes=tuple(d.get("work_processes") or ()),
             competencies=tuple(d.get("competencies") or ()),
             pre_apprenticeship_hours_count=bool(d.get("pre_apprenticeship_hours_count")),
+            by_work_process={str(w): (0, 0, 0, 0) for w in d.get("work_processes") or ()},
             version=event.aggregate_version, position=event.position,
         )
     if state is None:
         return None
     at = {"version": event.aggregate_version, "position": event.position}
-    entries = evolve_entries(state.entries, event)
-    if entries is not None:
-        return evolved(state, entries=entries, **at)
+    entry_moves = entry_changes(state.entries, event)
+    if entry_moves is not None:
+        return _with_entries(state, entry_moves, at)
     s = state
     if kind in _STATUS:
         changes: dict[str, Any] = {"status": _STATUS[kind], **at}
         if kind == "PlacementStarted":
             changes["started_on"] = d["business_date"]
+            # Program years count from the first day: recount related instruction (an
+            # empty map unless entries were recorded before the start; the storage class
+            # loads every entry of a placement that starts, so this sees them all).
+            first_day = d["business_date"]
+            ri_by_year: dict[str, list[int]] = {}
+            for e in s.entries.values():
+                _tally_year(ri_by_year, first_day, e, 1)
+            changes["ri_by_year"] = _frozen(ri_by_year)
         if kind == "PlacementCompleted":
             changes["completed_on"] = d["business_date"]
         return evolved(s, **changes)
@@ -200,6 +217,65 @@ def evolve(state: HoursState | None, event: Envelope) -> HoursState | None:
     return evolved(s, **at)
 
 
+Tally = dict[str, list[int]]
+
+
+def _frozen(tally: Tally) -> dict[str, tuple[int, int, int, int]]:
+    return {k: (v[0], v[1], v[2], v[3]) for k, v in tally.items() if v[3]}
+
+
+def _tally_year(years: Tally, first_day: str, e: Entry, sign: int) -> None:
+    if e.kind != RELATED_INSTRUCTION or e.status not in SLOT:
+        return
+    year = years.setdefault(str(program_year(first_day, e.work_date)), [0, 0, 0, 0])
+    year[SLOT[e.status]] += sign * e.minutes
+    year[3] += sign
+
+
+def _tally_processes(processes: Tally, e: Entry, sign: int) -> None:
+    if e.kind != ON_THE_JOB or e.status not in SLOT:
+        return
+    for work_process, minutes in e.allocations:
+        process = processes.setdefault(work_process, [0, 0, 0, 0])
+        process[SLOT[e.status]] += sign * minutes
+        process[3] += sign
+
+
+def _with_entries(s: HoursState, changes: list[Change], at: dict[str, int]) -> HoursState:
+    """Move the totals by each change (the entry's minutes leave its old status and join
+    its new one; superseded entries count nowhere): the cost of an event does not depend
+    on how many entries the placement already holds."""
+    ojl, ri = list(s.ojl), list(s.ri)
+    processes: Tally | None = None
+    years: Tally | None = None
+    entries = dict(s.entries)
+    for before, after in changes:
+        for e, sign in ((before, -1), (after, 1)):
+            if e is None or e.status not in SLOT:
+                continue
+            if e.kind == ON_THE_JOB:
+                ojl[SLOT[e.status]] += sign * e.minutes
+                if e.allocations:
+                    if processes is None:
+                        processes = {k: list(v) for k, v in s.by_work_process.items()}
+                    _tally_processes(processes, e, sign)
+            elif e.kind == RELATED_INSTRUCTION:
+                ri[SLOT[e.status]] += sign * e.minutes
+                if years is None:
+                    years = {k: list(v) for k, v in s.ri_by_year.items()}
+                _tally_year(years, s.started_on or s.starts_on, e, sign)
+        entries[after.entry_id] = after
+    changed: dict[str, Any] = {}
+    if processes is not None:
+        named = set(s.work_processes)
+        changed["by_work_process"] = {k: (v[0], v[1], v[2], v[3])
+                                      for k, v in processes.items() if v[3] or k in named}
+    if years is not None:
+        changed["ri_by_year"] = _frozen(years)
+    return evolved(s, entries=entries, ojl=(ojl[0], ojl[1], ojl[2]), ri=(ri[0], ri[1], ri[2]),
+                   **changed, **at)
+
+
 def program_year(first_day: str, work_date: str) -> int:
     """Program year of a work date: 1 for the first 365 days from the start, and so on."""
     days = (date.fromisoformat(work_date) - date.fromisoformat(first_day)).days
@@ -208,21 +284,11 @@ def program_year(first_day: str, work_date: str) -> int:
 
 def related_instruction_by_year(state: HoursState) -> dict[str, list[int]]:
     """Related-instruction minutes per program year: [approved, pending, rejected]."""
-    first_day = state.started_on or state.starts_on
-    years: dict[str, list[int]] = {}
-    slot = {APPROVED: 0, LOGGED: 1, REJECTED: 2}
-    for e in state.entries.values():
-        if e.kind != RELATED_INSTRUCTION or e.status not in slot:
-            continue
-        year = str(program_year(first_day, e.work_date))
-        years.setdefault(year, [0, 0, 0])[slot[e.status]] += e.minutes
-    return dict(sorted(years.items(), key=lambda kv: int(kv[0])))
+    return {year: [a, p, r] for year, (a, p, r, _) in
+            sorted(state.ri_by_year.items(), key=lambda kv: int(kv[0]))}
 
 
 def _to_row(s: HoursState) -> dict[str, Any]:
-    ojl = totals(s.entries, ON_THE_JOB)
-    ri = totals(s.entries, RELATED_INSTRUCTION)
-    wps = by_work_process(s.entries, list(s.work_processes))
     return {
         "placement_id": s.placement_id, "learner_id": s.learner_id,
         "organisation_id": s.organisation_id, "program_id": s.program_id,
@@ -231,34 +297,42 @@ def _to_row(s: HoursState) -> dict[str, Any]:
         "started_on": s.started_on, "completed_on": s.completed_on,
         "ojl_minutes_required": s.ojl_minutes_required,
         "pre_apprenticeship_hours_count": s.pre_apprenticeship_hours_count,
-        "approved_ojl_minutes": ojl.approved, "pending_ojl_minutes": ojl.pending,
-        "rejected_ojl_minutes": ojl.rejected, "approved_ri_minutes": ri.approved,
-        "pending_ri_minutes": ri.pending, "rejected_ri_minutes": ri.rejected,
+        "approved_ojl_minutes": s.ojl[0], "pending_ojl_minutes": s.ojl[1],
+        "rejected_ojl_minutes": s.ojl[2], "approved_ri_minutes": s.ri[0],
+        "pending_ri_minutes": s.ri[1], "rejected_ri_minutes": s.ri[2],
         "credited_minutes": sum(int(c["minutes"]) for c in s.credits),
         "credited_pre_apprenticeship_minutes": sum(
             int(c["minutes"]) for c in s.credits if c["basis"] == "pre_apprenticeship"),
-        "work_processes": dumps({k: [v.approved, v.pending, v.rejected]
-                                 for k, v in wps.items()}),
+        "work_processes": dumps({k: [v[0], v[1], v[2]]
+                                 for k, v in sorted(s.by_work_process.items())}),
         "related_instruction_by_year": dumps(related_instruction_by_year(s)),
         "credits": dumps(list(s.credits)), "competencies": dumps(list(s.competencies)),
         "competencies_signed_off": dumps(list(s.competencies_signed_off)),
-        "entries": dumps(entries_to_json(s.entries)), "version": s.version,
-        "position": s.position,
+        "tallies": dumps({"names": list(s.work_processes),
+                          "wp": {k: list(v) for k, v in s.by_work_process.items()},
+                          "ri": {k: list(v) for k, v in s.ri_by_year.items()}}),
+        "version": s.version, "position": s.position,
     }
 
 
-def _from_row(row: Mapping[str, Any]) -> HoursState:
+def _from_row(row: Mapping[str, Any], entries: Mapping[str, Entry]) -> HoursState:
+    tallies = loads(row["tallies"])
     return HoursState(
         placement_id=row["placement_id"], learner_id=row["learner_id"],
         organisation_id=row["organisation_id"], program_id=row["program_id"],
         wbl_type=row["wbl_type"], pre_apprenticeship=bool(row["pre_apprenticeship"]),
         approach=row["approach"], starts_on=row["starts_on"],
         ojl_minutes_required=row["ojl_minutes_required"],
-        work_processes=tuple(loads(row["work_processes"])),
+        work_processes=tuple(tallies["names"]),
         competencies=tuple(loads(row["competencies"])),
         pre_apprenticeship_hours_count=bool(row["pre_apprenticeship_hours_count"]),
         status=row["status"], started_on=row["started_on"], completed_on=row["completed_on"],
-        entries=entries_from_json(loads(row["entries"])), credits=tuple(loads(row["credits"])),
+        entries=entries,
+        ojl=(row["approved_ojl_minutes"], row["pending_ojl_minutes"], row["rejected_ojl_minutes"]),
+        ri=(row["approved_ri_minutes"], row["pending_ri_minutes"], row["rejected_ri_minutes"]),
+        by_work_process={k: (v[0], v[1], v[2], v[3]) for k, v in tallies["wp"].items()},
+        ri_by_year={k: (v[0], v[1], v[2], v[3]) for k, v in tallies["ri"].items()},
+        credits=tuple(loads(row["credits"])),
         competencies_signed_off=tuple(loads(row["competencies_signed_off"])),
         version=row["version"], position=row["position"],
     )
@@ -468,7 +542,12 @@ class ApprenticeshipHoursProjection:
             return
         stored = load_rows(conn, t.placement, t.placement.c.placement_id,
                            (e.aggregate_id for e in placement_events))
-        states: dict[str, HoursState | None] = {k: _from_row(v) for k, v in stored.items()}
+        stored_entries = load_entries(
+            conn, t.entry, placement_events,
+            whole={e.aggregate_id for e in placement_events
+                   if e.event_type == "PlacementStarted"})
+        states: dict[str, HoursState | None] = {
+            k: _from_row(v, stored_entries.get(k, {})) for k, v in stored.items()}
         changed: set[str] = set()
         for event in placement_events:
             before = states.get(event.aggregate_id)
@@ -476,8 +555,15 @@ class ApprenticeshipHoursProjection:
             if after is not None and after is not before:
                 states[event.aggregate_id] = after
                 changed.add(event.aggregate_id)
-        rows = [_to_row(s) for k in sorted(changed) if (s := states[k]) is not None]
+        rows = []
+        entries: dict[str, Mapping[str, Entry]] = {}
+        for key in sorted(changed):
+            state = states[key]
+            if state is not None:
+                rows.append(_to_row(state))
+                entries[key] = state.entries
         replace_rows(conn, t.placement, t.placement.c.placement_id, rows)
+        save_entries(conn, t.entry, stored_entries, entries)
 
     # -- queries ------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ re-derives every column, and reports the first entry altered, dropped or reorder
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -44,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 
-from projections.common import dumps, hours, insert_rows, load_rows, replace_rows
+from projections.common import dumps_bytes, hours, insert_rows, load_rows, loads, replace_rows
 from projections.envelope import Envelope
 from projections.tables import metadata as shared_metadata
 
@@ -118,20 +117,21 @@ LIVE_TABLES = make_tables(shared_metadata)
 # -- pure: canonical bytes, hashes, entries ----------------------------------------------------
 
 
-def canonical_bytes(event: Envelope) -> bytes:
+def canonical_bytes(event: Envelope, recorded_at: str | None = None) -> bytes:
     """The event's canonical form: envelope facts and body, sorted keys, no spaces, UTF-8."""
-    return dumps({
+    return dumps_bytes({
         "aggregate_id": event.aggregate_id, "aggregate_type": event.aggregate_type,
         "aggregate_version": event.aggregate_version, "data": dict(event.data),
         "event_id": event.event_id, "event_type": event.event_type,
-        "position": event.position, "recorded_at": event.recorded_at.isoformat(),
+        "position": event.position,
+        "recorded_at": recorded_at if recorded_at is not None else event.recorded_at.isoformat(),
         "schema_version": event.schema_version,
-    }).encode("utf-8")
+    })
 
 
 def envelope_of(canonical: str | bytes) -> Envelope:
     """Read an entry's stored canonical bytes back into the envelope they came from."""
-    d = json.loads(canonical)
+    d = loads(canonical)
     return Envelope(
         event_id=d["event_id"], event_type=d["event_type"], aggregate_type=d["aggregate_type"],
         aggregate_id=d["aggregate_id"], aggregate_version=int(d["aggregate_version"]),
@@ -231,7 +231,8 @@ def summary(event: Envelope) -> str:
 def derive(event: Envelope, head: ChainHead | None) -> tuple[dict[str, Any], ChainHead]:
     """The entry for ``event`` (without its global hash) and its aggregate's new chain head."""
     d = event.data
-    canonical = canonical_bytes(event)
+    recorded_at = event.recorded_at.isoformat()
+    canonical = canonical_bytes(event, recorded_at)
     previous = head.hash if head is not None else GENESIS
     learner = head.learner_id if head is not None else None
     organisation = head.organisation_id if head is not None else None
@@ -247,7 +248,7 @@ def derive(event: Envelope, head: ChainHead | None) -> tuple[dict[str, Any], Cha
         "aggregate_version": event.aggregate_version, "event_type": event.event_type,
         "schema_version": event.schema_version, "actor_id": d.get("actor_id"),
         "actor_role": d.get("actor_role"), "business_date": d.get("business_date"),
-        "recorded_at": event.recorded_at.isoformat(),
+        "recorded_at": recorded_at,
         "placement_id": placement if isinstance(placement, str) else None,
         "learner_id": learner, "organisation_id": organisation, "summary": summary(event),
         "reason": reason if isinstance(reason, str) else None,

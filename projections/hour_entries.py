@@ -10,9 +10,10 @@ confirmed). Minutes are integers throughout.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from projections.common import evolved
 from projections.envelope import Envelope
 
 LOGGED = "logged"
@@ -64,27 +65,68 @@ def _new_entry(d: Mapping[str, Any], supersedes: str | None) -> Entry:
     )
 
 
-def evolve_entries(entries: Entries, event: Envelope) -> dict[str, Entry] | None:
-    """The entries after ``event``, or None when the event does not touch them."""
+Change = tuple[Entry | None, Entry]
+"""One entry before and after an event (None: the entry is new)."""
+
+
+def entry_changes(entries: Entries, event: Envelope) -> list[Change] | None:
+    """What ``event`` does to the entries it names, in order, or None when it touches none.
+
+    The incremental form of the fold: a projection moves its totals by each change (take
+    the entry's minutes out of its old status, add them to the new one), so the cost of an
+    event does not depend on how many entries the placement already has. ``entries`` must
+    hold every entry the event names (``entry_id``, and ``supersedes`` for a correction);
+    the storage classes load exactly those.
+    """
     kind = event.event_type
     if kind not in HOUR_EVENTS:
         return None
     d = event.data
-    after = dict(entries)
     if kind == "HoursLogged":
-        after[str(d["entry_id"])] = _new_entry(d, None)
-    elif kind in ("HoursApproved", "HoursRejected"):
-        entry = after.get(str(d["entry_id"]))
+        new = _new_entry(d, None)
+        return [(entries.get(new.entry_id), new)]
+    if kind in ("HoursApproved", "HoursRejected"):
+        entry = entries.get(str(d["entry_id"]))
         if entry is None:
             return None
-        after[entry.entry_id] = replace(entry, status=APPROVED if kind == "HoursApproved"
-                                        else REJECTED)
-    else:  # HoursCorrected: the old entry stops counting, the new one is pending
-        old = after.get(str(d["supersedes"]))
-        if old is not None:
-            after[old.entry_id] = replace(old, status=SUPERSEDED)
-        after[str(d["entry_id"])] = _new_entry(d, str(d["supersedes"]))
+        return [(entry, evolved(entry, status=APPROVED if kind == "HoursApproved"
+                                else REJECTED))]
+    # HoursCorrected: the old entry stops counting, the new one is pending
+    changes: list[Change] = []
+    old = entries.get(str(d["supersedes"]))
+    if old is not None:
+        changes.append((old, evolved(old, status=SUPERSEDED)))
+    new = _new_entry(d, str(d["supersedes"]))
+    before = changes[0][1] if old is not None and old.entry_id == new.entry_id else entries.get(
+        new.entry_id)
+    changes.append((before, new))
+    return changes
+
+
+def evolve_entries(entries: Entries, event: Envelope) -> dict[str, Entry] | None:
+    """The entries after ``event``, or None when the event does not touch them."""
+    changes = entry_changes(entries, event)
+    if changes is None:
+        return None
+    after = dict(entries)
+    for _, entry in changes:
+        after[entry.entry_id] = entry
     return after
+
+
+SLOT = {APPROVED: 0, LOGGED: 1, REJECTED: 2}
+"""Where an entry's minutes count: approved, pending, rejected; superseded count nowhere."""
+
+
+def entry_referenced(event: Envelope) -> list[str]:
+    """The ids of the stored entries an hour event may need (to move their minutes)."""
+    kind = event.event_type
+    if kind not in HOUR_EVENTS:
+        return []
+    d = event.data
+    if kind == "HoursCorrected":
+        return [str(d["supersedes"]), str(d["entry_id"])]
+    return [str(d["entry_id"])]
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,15 @@ from sqlalchemy import (
 )
 
 from projections.common import dumps, evolved, hours, load_rows, loads, replace_rows
+from projections.entry_rows import load_entries, make_entry_table, save_entries
 from projections.envelope import Envelope
 from projections.hour_entries import (
     ON_THE_JOB,
     RELATED_INSTRUCTION,
+    SLOT,
+    Change,
     Entry,
-    entries_from_json,
-    entries_to_json,
-    evolve_entries,
-    totals,
+    entry_changes,
 )
 from projections.tables import metadata as shared_metadata
 
@@ -80,10 +80,11 @@ STATUS_LABELS = {
 class TranscriptTables:
     experience: Table
     opportunity: Table
+    entry: Table
 
     @property
     def all(self) -> list[Table]:
-        return [self.experience, self.opportunity]
+        return [self.experience, self.opportunity, self.entry]
 
 
 def make_tables(md: MetaData, suffix: str = "") -> TranscriptTables:
@@ -110,7 +111,6 @@ def make_tables(md: MetaData, suffix: str = "") -> TranscriptTables:
         Column("evaluations", Text, nullable=False),
         Column("credentials", Text, nullable=False),
         Column("competencies_signed_off", Text, nullable=False),
-        Column("entries", Text, nullable=False),
         Column("version", Integer, nullable=False),
         Column("position", BigInteger, nullable=False),
         Index(f"ix_transcript_experience_learner{suffix}", "learner_id", "matched_on"),
@@ -128,7 +128,8 @@ def make_tables(md: MetaData, suffix: str = "") -> TranscriptTables:
         Column("career_pathway", String(200)),
         Column("position", BigInteger, nullable=False),
     )
-    return TranscriptTables(experience, opportunity)
+    entry = make_entry_table(md, f"transcript_hour_entry{suffix}")
+    return TranscriptTables(experience, opportunity, entry)
 
 
 LIVE_TABLES = make_tables(shared_metadata)
@@ -155,6 +156,11 @@ class ExperienceState:
     status: str = "matched"
     status_reason: str | None = None
     entries: Mapping[str, Entry] = field(default_factory=dict)
+    """The entries the fold has seen: all of them in a pure fold from the first event; in
+    storage only those a poll's events name (the rest stay in ``transcript_hour_entry``)."""
+    approved_minutes: int = 0
+    pending_minutes: int = 0
+    rejected_minutes: int = 0
     evaluations: tuple[Mapping[str, Any], ...] = ()
     credentials: tuple[Mapping[str, Any], ...] = ()
     competencies_signed_off: tuple[str, ...] = ()
@@ -180,9 +186,9 @@ def evolve(state: ExperienceState | None, event: Envelope) -> ExperienceState | 
     if state is None:
         return None
     at = {"version": event.aggregate_version, "position": event.position}
-    entries = evolve_entries(state.entries, event)
-    if entries is not None:
-        return evolved(state, entries=entries, **at)
+    changes = entry_changes(state.entries, event)
+    if changes is not None:
+        return _with_entries(state, changes, at)
     s = state
     if kind == "PlacementStarted":
         return evolved(s, status="active", started_on=d["business_date"], **at)
@@ -215,9 +221,27 @@ def evolve(state: ExperienceState | None, event: Envelope) -> ExperienceState | 
     return evolved(s, **at)
 
 
+_COUNTED_KINDS = (ON_THE_JOB, RELATED_INSTRUCTION)
+
+
+def _with_entries(s: ExperienceState, changes: list[Change], at: dict[str, int]
+                  ) -> ExperienceState:
+    """Move the totals by each change: the entry's minutes leave its old status and join
+    its new one (superseded entries count nowhere), so the cost is per event, not per
+    entry the placement holds."""
+    sums = [s.approved_minutes, s.pending_minutes, s.rejected_minutes]
+    entries = dict(s.entries)
+    for before, after in changes:
+        if before is not None and before.kind in _COUNTED_KINDS and before.status in SLOT:
+            sums[SLOT[before.status]] -= before.minutes
+        if after.kind in _COUNTED_KINDS and after.status in SLOT:
+            sums[SLOT[after.status]] += after.minutes
+        entries[after.entry_id] = after
+    return evolved(s, entries=entries, approved_minutes=sums[0], pending_minutes=sums[1],
+                   rejected_minutes=sums[2], **at)
+
+
 def _to_row(s: ExperienceState) -> dict[str, Any]:
-    work = totals(s.entries, ON_THE_JOB)
-    related = totals(s.entries, RELATED_INSTRUCTION)
     return {
         "placement_id": s.placement_id, "learner_id": s.learner_id,
         "organisation_id": s.organisation_id, "opportunity_id": s.opportunity_id,
@@ -225,17 +249,15 @@ def _to_row(s: ExperienceState) -> dict[str, Any]:
         "pre_apprenticeship": s.pre_apprenticeship, "starts_on": s.starts_on,
         "ends_on": s.ends_on, "matched_on": s.matched_on, "started_on": s.started_on,
         "ended_on": s.ended_on, "status": s.status, "status_reason": s.status_reason,
-        "approved_minutes": work.approved + related.approved,
-        "pending_minutes": work.pending + related.pending,
-        "rejected_minutes": work.rejected + related.rejected,
+        "approved_minutes": s.approved_minutes, "pending_minutes": s.pending_minutes,
+        "rejected_minutes": s.rejected_minutes,
         "evaluations": dumps(list(s.evaluations)), "credentials": dumps(list(s.credentials)),
         "competencies_signed_off": dumps(list(s.competencies_signed_off)),
-        "entries": dumps(entries_to_json(s.entries)), "version": s.version,
-        "position": s.position,
+        "version": s.version, "position": s.position,
     }
 
 
-def _from_row(row: Mapping[str, Any]) -> ExperienceState:
+def _from_row(row: Mapping[str, Any], entries: Mapping[str, Entry]) -> ExperienceState:
     return ExperienceState(
         placement_id=row["placement_id"], learner_id=row["learner_id"],
         organisation_id=row["organisation_id"], opportunity_id=row["opportunity_id"],
@@ -243,7 +265,9 @@ def _from_row(row: Mapping[str, Any]) -> ExperienceState:
         wbl_type=row["wbl_type"], pre_apprenticeship=bool(row["pre_apprenticeship"]),
         starts_on=row["starts_on"], ends_on=row["ends_on"], matched_on=row["matched_on"],
         started_on=row["started_on"], ended_on=row["ended_on"], status=row["status"],
-        status_reason=row["status_reason"], entries=entries_from_json(loads(row["entries"])),
+        status_reason=row["status_reason"], entries=entries,
+        approved_minutes=row["approved_minutes"], pending_minutes=row["pending_minutes"],
+        rejected_minutes=row["rejected_minutes"],
         evaluations=tuple(loads(row["evaluations"])),
         credentials=tuple(loads(row["credentials"])),
         competencies_signed_off=tuple(loads(row["competencies_signed_off"])),
@@ -530,8 +554,9 @@ class TranscriptProjection:
             return
         stored = load_rows(conn, t.experience, t.experience.c.placement_id,
                            (e.aggregate_id for e in placement_events))
+        stored_entries = load_entries(conn, t.entry, placement_events)
         states: dict[str, ExperienceState | None] = {
-            k: _from_row(v) for k, v in stored.items()}
+            k: _from_row(v, stored_entries.get(k, {})) for k, v in stored.items()}
         changed: set[str] = set()
         for event in placement_events:
             before = states.get(event.aggregate_id)
@@ -540,11 +565,14 @@ class TranscriptProjection:
                 states[event.aggregate_id] = after
                 changed.add(event.aggregate_id)
         rows = []
+        entries: dict[str, Mapping[str, Entry]] = {}
         for key in sorted(changed):
             state = states[key]
             if state is not None:
                 rows.append(_to_row(state))
+                entries[key] = state.entries
         replace_rows(conn, t.experience, t.experience.c.placement_id, rows)
+        save_entries(conn, t.entry, stored_entries, entries)
 
     # -- queries ------------------------------------------------------------------------
 

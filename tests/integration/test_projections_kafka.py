@@ -102,7 +102,7 @@ def test_rebuild_equals_live_while_live_keeps_serving(
         writer.start()
         checked = Rebuild(engine, bootstrap=kafka_bootstrap, topic=topic_name).run(swap=False)
         assert checked.equal, checked.differences
-        assert len(checked.differences) == 8 and checked.events_applied > 0
+        assert len(checked.differences) == 10 and checked.events_applied > 0
         swapped = Rebuild(engine, bootstrap=kafka_bootstrap, topic=topic_name).run(swap=True)
         assert swapped.swapped
         writer.join()
