@@ -15,7 +15,9 @@ from services.commands_import import import_command
 from services.commands_learners import app as learners_app
 from services.commands_report import app as report_app
 from services.commands_research import replay_command, research_app
+from services.observed import keep_beating, projector_view, relay_view
 from services.runtime import Runtime
+from services.workers import Workers
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
                   no_args_is_help=True, add_completion=False)
@@ -50,8 +52,10 @@ def _build(settings: Settings, **roles: bool) -> Runtime:
 def run(
     port: Annotated[int | None, typer.Option(help="API port (WBL_API_PORT).")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Data folder (WBL_DATA_DIR).")] = None,
+    single_process: Annotated[bool, typer.Option(
+        "--single-process", help="Relay and projector as threads of this process.")] = False,
 ) -> None:
-    """Run everything in one process: API, relay and projector.
+    """Run the whole service: the API here, the relay and the projector as child processes.
 
     With no WBL_KAFKA_BOOTSTRAP_SERVERS it starts a local broker on a free 127.0.0.1 port and
     stops it on exit; with no WBL_DATABASE_URL it keeps SQLite files in WBL_DATA_DIR.
@@ -61,8 +65,12 @@ def run(
     from services.api.app import create_app
 
     settings = _settings(api_port=port, data_dir=data_dir)
-    runtime = _build(settings)
-    runtime.start()
+    if single_process:
+        runtime = _build(settings)
+        runtime.start()
+        workers = None
+    else:
+        runtime, workers = _build_with_workers(settings)
     try:
         server = uvicorn.Server(uvicorn.Config(
             create_app(runtime=runtime), host=settings.api_host, port=settings.api_port,
@@ -81,7 +89,39 @@ def run(
             f"(store: {where}; {broker} at {runtime.bootstrap}; Ctrl-C stops)", err=True)
         server.run()
     finally:
+        if workers is not None:
+            workers.stop()
         runtime.stop()
+
+
+def _build_with_workers(settings: Settings) -> tuple[Runtime, Workers]:
+    """The API here; the relay and the projector as child processes (services/workers.py),
+    on the local broker this process starts when none is configured."""
+    from infra import kafka as kafka_io
+    from infra.broker import LocalBroker
+
+    broker = None
+    if settings.kafka_bootstrap_servers is None:
+        broker = LocalBroker(binary=settings.tansu_bin)
+        broker.start()
+        settings = settings.model_copy(
+            update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+    try:
+        assert settings.kafka_bootstrap_servers is not None
+        admin = kafka_io.admin_client(settings.kafka_bootstrap_servers)
+        try:  # refuse to start on a topic that would lose history, before serving anything
+            kafka_io.ensure_topic(admin, settings)
+        finally:
+            admin.close()
+        runtime = _build(settings, relay=False, projector=False)
+        runtime.broker = broker  # stopped with the runtime
+        workers = Workers(settings, runtime.engine)
+        workers.start()
+    except BaseException:
+        if broker is not None:
+            broker.stop()
+        raise
+    return runtime, workers
 
 
 @app.command()
@@ -104,6 +144,10 @@ def _run_worker(role: str) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     worker = runtime.relay if role == "relay" else runtime.projector
     assert worker is not None
+    # The API reads this process's state from its heartbeat (services/observed.py).
+    relay_, projector_ = runtime.relay, runtime.projector
+    keep_beating(runtime.engine, role, (lambda: relay_view(relay_)) if relay_ is not None
+                 else (lambda: projector_view(projector_)), stop)  # type: ignore[arg-type]
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -18,6 +18,7 @@ from infra.broker import LocalBroker
 from infra.database import event_store_env, read_model_engine
 from infra.settings import Settings
 from services.ledger import Ledger
+from services.observed import ObservedWorkers
 from services.projector import Projector
 from services.relay import Relay
 
@@ -37,6 +38,8 @@ class Runtime:
     broker: LocalBroker | None = None
     relay: Relay | None = None
     projector: Projector | None = None
+    observed: ObservedWorkers | None = None
+    """The relay and projector of other processes, seen through their heartbeats."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -45,7 +48,10 @@ class Runtime:
         """Everything the embedded default runs; start the local broker if none is configured."""
         ledger = build_ledger(settings)
         engine = read_model_engine(settings)
-        runtime = cls(settings=settings, ledger=ledger, engine=engine)
+        runtime = cls(settings=settings, ledger=ledger, engine=engine,
+                      bootstrap=settings.kafka_bootstrap_servers)
+        if not (relay and projector):
+            runtime.observed = ObservedWorkers(ledger, engine, settings.topic)
         if relay or projector:
             runtime.bootstrap = settings.kafka_bootstrap_servers
             if runtime.bootstrap is None:
@@ -68,6 +74,7 @@ class Runtime:
                 bootstrap=runtime.bootstrap,
                 topic=settings.topic,
                 poll_timeout_ms=settings.projector_poll_timeout_ms,
+                max_batch=settings.projector_max_batch,
             )
         return runtime
 

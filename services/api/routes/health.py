@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from services.api.deps import RuntimeDep
+from services.observed import projector_view, relay_view
 
 router = APIRouter(tags=["operations"])
 
@@ -35,31 +36,19 @@ def health(runtime: RuntimeDep, response: Response) -> Health:
         store["error"] = type(error).__name__
         problems.append("store")
     broker = {"bootstrap_servers": runtime.bootstrap, "local": runtime.broker is not None}
-    relay = None
-    if runtime.relay is not None:
-        s = runtime.relay.status
-        runtime.relay.refresh_stored_position()
-        relay = {
-            "running": s.running, "connected": s.connected, "lag": s.lag,
-            "stored_position": s.stored_position, "acknowledged_position": s.acknowledged_position,
-            "published_total": s.published_total, "refills": s.refills,
-            "throughput_per_second": round(s.throughput(), 1), "errors_total": s.errors_total,
-            "last_error": s.last_error, "last_error_at": s.last_error_at,
-        }
-        if not s.running or s.fatal:
-            problems.append("relay")
-    projector = None
-    if runtime.projector is not None:
-        p = runtime.projector.status
-        projector = {
-            "running": p.running, "connected": p.connected, "lag": p.lag,
-            "applied_total": p.applied_total, "duplicates_skipped": p.duplicates_skipped,
-            "topic_resets": p.topic_resets, "last_error": p.last_error,
-            "projections": {name: {"lag": lag}
-                            for name, lag in runtime.projector.projection_lags().items()},
-        }
-        if not p.running or p.fatal:
-            problems.append("projector")
+    relay = relay_view(runtime.relay) if runtime.relay is not None else None
+    projector = projector_view(runtime.projector) if runtime.projector is not None else None
+    if runtime.observed is not None and (relay is None or projector is None):
+        try:
+            seen_relay, seen_projector = runtime.observed.views()
+        except Exception as error:  # report, never raise
+            seen_relay = seen_projector = None
+            store.setdefault("error", type(error).__name__)
+        relay = relay or seen_relay
+        projector = projector or seen_projector
+    for role, view in (("relay", relay), ("projector", projector)):
+        if view is not None and (not view["running"] or view.get("fatal")):
+            problems.append(role)
     if problems:
         response.status_code = 503
     return Health(status="degraded: " + ", ".join(problems) if problems else "ok",
