@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         50, ge=1, description="How long the relay sleeps when the store has nothing new."
     )
     projector_poll_timeout_ms: int = Field(200, ge=1, description="Projector poll timeout.")
+    projector_max_batch: int = Field(
+        5000, ge=1, description="Most records the projector applies in one transaction when "
+        "it is behind the topic (one poll's records at least).",
+    )
     read_wait_timeout_s: float = Field(
         5.0, ge=0, description="How long a GET with `min_position` waits for the read model."
     )

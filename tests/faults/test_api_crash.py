@@ -109,14 +109,19 @@ def test_api_killed_mid_request_each_retried_command_recorded_once(
     port, log = free_port(), tmp_path / "api.log"
     process = [api_process(settings, port, log)]
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process[0].poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-        try:
-            if client.get("/health").status_code in (200, 503):
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
+
+    def wait_serving() -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process[0].poll() is None and time.monotonic() < deadline, (
+                log.read_text()[-2000:])
+            try:
+                if client.get("/health").status_code in (200, 503):
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+
+    wait_serving()
     placements = setup(client, 6)
 
     sent: list[Sent] = []
@@ -159,6 +164,7 @@ def test_api_killed_mid_request_each_retried_command_recorded_once(
             process[0].wait(timeout=10)
             kills_mid_request += busy
             process[0] = api_process(settings, port, log)
+            wait_serving()  # the next kill lands while it serves, not while it starts
         time.sleep(2)
     finally:
         stop.set()

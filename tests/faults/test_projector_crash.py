@@ -39,6 +39,9 @@ def projector_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "WBL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
         "WBL_TOPIC": settings.topic,
         "WBL_LOG_LEVEL": "WARNING",
+        # Small transactions, so a round's events take several and a kill lands between
+        # two of them (at full size one transaction would take the whole round).
+        "WBL_PROJECTOR_MAX_BATCH": "200",
     })
     if settings.database_url:
         env["WBL_DATABASE_URL"] = settings.database_url
@@ -65,8 +68,16 @@ def test_projector_killed_again_and_again_keeps_totals_exact(
         # this round's events, with copies (relay retries) and a re-sent stretch (refill)
         publish(kafka_bootstrap, topic_name, events[i * chunk:(i + 1) * chunk],
                 duplicates=0.05, replay_head=0.1, seed=i)
+        before = audit_entries(engine)
         process = projector_process(settings, tmp_path / "projector.log")
-        time.sleep(rng.uniform(1.0, 2.0))
+        # Strike once it has committed a batch, a moment later: between a read-model write
+        # and the next poll, or inside the next transaction (it applies ~10k events/s).
+        deadline = time.monotonic() + 60
+        while audit_entries(engine) == before:
+            assert process.poll() is None, (tmp_path / "projector.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the projector applied nothing in 60 s"
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.1))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         if audit_entries(engine) < min((i + 1) * chunk, len(events)):
