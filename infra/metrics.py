@@ -76,7 +76,39 @@ class RuntimeCollector(Collector):
             yield per_projection
 
 
+class ObservedCollector(Collector):
+    """The lags of a relay and a projector running in other processes (``wbl run``'s
+    children, or separate deployments), as the API reads them from their heartbeats; each
+    worker's full metrics are on its own ``WBL_METRICS_PORT``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        observed = self.runtime.observed
+        if observed is None or (self.runtime.relay is not None
+                                and self.runtime.projector is not None):
+            return
+        relay, projector = observed.views()
+        up = GaugeMetricFamily("wbl_worker_up", "1 when the worker beat in the last 10 s",
+                               labels=["role"])
+        if relay is not None and self.runtime.relay is None:
+            up.add_metric(["relay"], int(relay["running"]))
+            yield GaugeMetricFamily("wbl_relay_lag_events",
+                                    "Events stored but not yet acknowledged by Kafka",
+                                    relay["lag"])
+        if projector is not None and self.runtime.projector is None:
+            up.add_metric(["projector"], int(projector["running"]))
+            lag = GaugeMetricFamily("wbl_projection_lag_records",
+                                    "Records behind the topic end", labels=["consumer"])
+            value = projector.get("lag")
+            lag.add_metric(["live"], value if value is not None else float("nan"))
+            yield lag
+        yield up
+
+
 def registry_for(runtime: Runtime) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(RuntimeCollector(runtime))
+    registry.register(ObservedCollector(runtime))
     return registry

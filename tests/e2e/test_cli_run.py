@@ -98,3 +98,43 @@ def test_wbl_run_serves_and_restarts_without_loss(tmp_path: Path) -> None:
         assert got.json()["title"] == OPPORTUNITY["title"]
         bootstrap_again = api.get("/health").json()["broker"]["bootstrap_servers"]
         assert topic_event_ids(bootstrap_again, 1) == {f"{accepted['id']}/1"}
+
+
+def test_wbl_run_keeps_its_relay_and_projector_processes_running(tmp_path: Path) -> None:
+    """The relay and projector run as children of `wbl run`; the API reports them from their
+    heartbeats, and a child killed with SIGKILL is started again without losing anything."""
+    import sqlite3
+
+    data_dir, log = tmp_path / "data", tmp_path / "wbl.log"
+
+    def projector_pid() -> int:
+        with sqlite3.connect(data_dir / "read_models.sqlite3") as db:
+            (pid,) = db.execute(
+                "SELECT pid FROM worker_heartbeats WHERE role = 'projector'").fetchone()
+        return int(pid)
+
+    with wbl_run(data_dir, free_port(), log) as api:
+        health = api.get("/health").json()
+        assert health["status"] == "ok", health
+        assert health["relay"]["in_process"] is False and health["relay"]["running"]
+        assert health["projector"]["in_process"] is False and health["projector"]["running"]
+        first = projector_pid()
+        assert first != os.getpid()
+
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            try:
+                if projector_pid() != first and api.get("/health").status_code == 200:
+                    break
+            except (sqlite3.Error, TypeError):
+                pass
+            time.sleep(0.2)
+        assert "worker exited; restarting it" in log.read_text()
+
+        accepted = api.post("/opportunities", json=OPPORTUNITY).json()
+        got = api.get(f"/opportunities/{accepted['id']}",
+                      params={"min_position": accepted["position"]})
+        assert got.status_code == 200, got.text
+        assert api.get("/health").json()["relay"]["lag"] == 0
