@@ -90,6 +90,11 @@ class SQLiteCommandLogRecorder(SQLiteApplicationRecorder):
         return RecordedCommand(UUID(row["aggregate_id"]), row["version"], row["pos"],
                                row["created_id"], datetime.fromisoformat(row["recorded_at"]))
 
+    def forget_commands_before(self, moment: datetime) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"DELETE FROM {TABLE} WHERE recorded_at < ?", (moment.isoformat(),))
+            return int(c.sqlite_cursor.rowcount)
+
 
 class PostgresCommandLogRecorder(PostgresApplicationRecorder):
     """The library's PostgreSQL recorder, plus the command log in the same transaction."""
@@ -132,12 +137,27 @@ class PostgresCommandLogRecorder(PostgresApplicationRecorder):
         return RecordedCommand(row["aggregate_id"], row["version"], row["pos"],
                                row["created_id"], row["recorded_at"])
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def forget_commands_before(self, moment: datetime) -> int:
+        statement = SQL("DELETE FROM {schema}.{table} WHERE recorded_at < %s").format(
+            schema=Identifier(self.datastore.schema), table=Identifier(TABLE))
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            curs.execute(statement, (moment,))
+            return int(curs.rowcount)
+
 
 def recorded_command(recorder: object, key: str) -> RecordedCommand | None:
     """What the store recorded for ``key``; None when not recorded (or on a recorder without a
     command log, such as the in-memory one of unit tests)."""
     select = getattr(recorder, "select_command", None)
     return select(key) if select is not None else None
+
+
+def forget_commands_before(recorder: object, moment: datetime) -> int:
+    """Delete command keys recorded before ``moment`` (their Idempotency-Keys expired)."""
+    forget = getattr(recorder, "forget_commands_before", None)
+    return int(forget(moment)) if forget is not None else 0
 
 
 RECORDER_TOPICS = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -17,7 +18,7 @@ from projections.tables import metadata as projection_metadata
 from services.api import errors
 from services.api.auth import FailedAuthentications, token_key
 from services.api.authz import enforce
-from services.api.idempotency import Idempotency
+from services.api.idempotency import Idempotency, purge_expired
 from services.api.models import PROBLEMS, Problem
 from services.api.observability import REQUEST_ID, HttpMetrics, RequestContext
 from services.api.routes import (
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             rt.settings.failed_authentications_per_minute)
         app.state.api_engine = api_engine(rt.settings, rt.engine)
         api_metadata.create_all(app.state.api_engine)
+        purge_expired(app.state.api_engine, rt.ledger.recorder,
+                      timedelta(hours=rt.settings.idempotency_ttl_hours),
+                      timedelta(seconds=rt.settings.idempotency_abandoned_s))
         # An API started before its projector still answers reads (empty, not 500).
         projection_metadata.create_all(rt.engine)
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import re
 import threading
@@ -45,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.command_log import forget_commands_before
 from services.api.auth import actor_from_token, bearer_token
 from services.api.errors import PROBLEM_JSON, ProblemError
 from services.api.store import idempotency
@@ -129,6 +131,25 @@ def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: time
     return Claim("replay", stored=Stored(row.status, json.loads(row.headers), row.body))
 
 
+PURGE_EVERY = 1000
+"""Claims between two purges of expired keys, in each API process."""
+_claims = itertools.count(1)
+
+
+def purge_expired(engine: Engine, recorder: object, ttl: timedelta,
+                  abandoned_after: timedelta) -> tuple[int, int]:
+    """Forget answers and command keys older than the TTL (their keys may be reused as new
+    ones), and pending rows no process will finish; returns (rows, command keys) removed."""
+    now = _now()
+    with _serialised(engine), engine.begin() as conn:
+        rows = conn.execute(delete(idempotency).where(
+            (idempotency.c.created_at < now - ttl)
+            & ((idempotency.c.state == "done") | (idempotency.c.created_at < now - ttl
+                                                  - abandoned_after)))).rowcount
+    keys = forget_commands_before(recorder, now - ttl - abandoned_after)
+    return int(rows or 0), keys
+
+
 def _insert_pending(conn: Connection, actor_id: str, key: str, request_hash: str,
                     now: datetime) -> int:
     row_id = conn.execute(insert(idempotency).values(
@@ -204,6 +225,9 @@ class Idempotency:
         abandoned_after = timedelta(seconds=settings.idempotency_abandoned_s)
         request_hash = digest.hexdigest()
 
+        if next(_claims) % PURGE_EVERY == 0:
+            await run_in_threadpool(purge_expired, engine, app_state.runtime.ledger.recorder,
+                                    ttl, abandoned_after)
         deadline = asyncio.get_running_loop().time() + WAIT_S
         while True:
             outcome = await run_in_threadpool(claim, engine, actor.id, key, request_hash, ttl,

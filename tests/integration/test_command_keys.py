@@ -6,14 +6,18 @@ PostgreSQL, sequentially and concurrently."""
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
+from sqlalchemy import create_engine, func, insert, select
 
 from domain.actor import Actor, Role
 from domain.errors import RuleViolated, StaleVersion
+from services.api.idempotency import purge_expired
+from services.api.store import api_metadata, idempotency
 from services.command_keys import keyed_commands
 from services.ledger import CommandResult, Ledger
 from tests.support import WORKLOAD_ORG, placement_story
@@ -117,3 +121,31 @@ def test_the_same_keyed_command_run_concurrently_records_once(ledger: Ledger) ->
     assert len(entries) == 1
     with keyed_commands("learner-k", "same", "h", "1"):
         assert _log(ledger, placement, day=10) == results[0]
+
+
+def test_expired_keys_and_command_keys_are_purged(ledger: Ledger, tmp_path: Path) -> None:
+    """Answers and command keys older than the TTL go; recent ones stay and still answer."""
+    placement = _placement(ledger)
+    with keyed_commands("learner-k", "old", "h", "1"):
+        old = _log(ledger, placement, day=11)
+    engine = create_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    api_metadata.create_all(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for key, state, age in (("done-old", "done", 30), ("done-new", "done", 1),
+                                ("pending-old", "pending", 30)):
+            conn.execute(insert(idempotency).values(
+                actor_id="a", idempotency_key=key, request_hash="h", state=state,
+                created_at=now - timedelta(hours=age)))
+
+    rows, keys = purge_expired(engine, ledger.recorder, timedelta(hours=24),
+                               timedelta(seconds=30))
+    assert (rows, keys) == (2, 0)  # the command key is seconds old: kept
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(idempotency)).scalar() == 1
+    with keyed_commands("learner-k", "old", "h", "1"):
+        assert _log(ledger, placement, day=11) == old
+
+    _, keys = purge_expired(engine, ledger.recorder, timedelta(seconds=0), timedelta(0))
+    assert keys == 1
+    engine.dispose()
