@@ -6,11 +6,9 @@ from the command log), and the store, the topic (deduplicated) and the read mode
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +27,7 @@ from domain.hours import EntryStatus
 from infra.broker import free_port
 from infra.settings import Settings
 from services.runtime import Runtime
+from tests.faults.processes import role_process
 from tests.integration.test_projections_support import audit_entries
 from tests.support import read_topic, reconcile, stored_events
 
@@ -38,21 +37,9 @@ RETRYABLE = {409, 502, 503, 504}  # in progress elsewhere, or the store briefly 
 
 
 def api_process(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
-    env.update({
-        "WBL_DATA_DIR": str(settings.data_dir),
-        "WBL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "WBL_TOPIC": settings.topic,
-        "WBL_API_PORT": str(port),
-        "WBL_JWT_SECRET": SECRET,
-        "WBL_IDEMPOTENCY_ABANDONED_S": "1",  # a dead process's key is taken over after 1 s
-        "WBL_LOG_LEVEL": "INFO",
-    })
-    if settings.database_url:
-        env["WBL_DATABASE_URL"] = settings.database_url
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", "api"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+    return role_process("api", settings, log, WBL_API_PORT=str(port), WBL_JWT_SECRET=SECRET,
+                        # a dead process's key is taken over after 1 s (default 30 s)
+                        WBL_IDEMPOTENCY_ABANDONED_S="1", WBL_LOG_LEVEL="INFO")
 
 
 @dataclass

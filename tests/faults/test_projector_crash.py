@@ -5,11 +5,9 @@ verifies: the read models and the positions only ever move together."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from infra.settings import Settings
 from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from projections.audit_trail import AuditTrailProjection
 from services.projector import Projector
+from tests.faults.processes import role_process
 from tests.integration.test_projections_support import (
     audit_entries,
     create_topic,
@@ -33,21 +32,9 @@ pytestmark = pytest.mark.integration
 
 
 def projector_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
-    env.update({
-        "WBL_DATA_DIR": str(settings.data_dir),
-        "WBL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "WBL_TOPIC": settings.topic,
-        "WBL_LOG_LEVEL": "WARNING",
-        # Small transactions, so a round's events take several and a kill lands between
-        # two of them (at full size one transaction would take the whole round).
-        "WBL_PROJECTOR_MAX_BATCH": "200",
-    })
-    if settings.database_url:
-        env["WBL_DATABASE_URL"] = settings.database_url
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", "projector"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+    # Small transactions, so a round's events take several and a kill lands between two of
+    # them (at full size one transaction would take the whole round).
+    return role_process("projector", settings, log, WBL_PROJECTOR_MAX_BATCH="200")
 
 
 def test_projector_killed_again_and_again_keeps_totals_exact(

@@ -3,11 +3,9 @@ and again while commands keep coming; afterwards the topic, deduplicated, is exa
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,25 +16,14 @@ from infra.settings import Settings
 from services.ledger import Ledger
 from services.relay import Relay
 from services.runtime import build_ledger
+from tests.faults.processes import role_process
 from tests.support import placement_story, read_topic, reconcile
 
 pytestmark = pytest.mark.integration
 
 
 def relay_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
-    env.update({
-        "WBL_DATA_DIR": str(settings.data_dir),
-        "WBL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "WBL_TOPIC": settings.topic,
-        "WBL_RELAY_BATCH_SIZE": "40",
-        "WBL_LOG_LEVEL": "WARNING",
-    })
-    if settings.database_url:
-        env["WBL_DATABASE_URL"] = settings.database_url
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", "relay"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+    return role_process("relay", settings, log, WBL_RELAY_BATCH_SIZE="40")
 
 
 def test_relay_killed_mid_batch_loses_and_reorders_nothing(
