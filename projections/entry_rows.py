@@ -11,12 +11,12 @@ difference (``hour_entries.entry_changes``), and only the entries that changed a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, select, tuple_
 
-from projections.common import chunks, dumps, insert_rows, loads
+from projections.common import chunks, dumps, insert_rows, load_rows, loads, replace_rows
 from projections.envelope import Envelope
 from projections.hour_entries import HOUR_EVENTS, Entry, entry_referenced
 
@@ -125,3 +125,46 @@ def _status_sql(conn: Connection, table: Table) -> str:
 def _delete_sql(conn: Connection, table: Table) -> str:
     p = _param(conn)
     return f"DELETE FROM {table.name} WHERE placement_id = {p} AND entry_id = {p}"
+
+
+class HasEntries(Protocol):
+    @property
+    def entries(self) -> Mapping[str, Entry]: ...
+
+
+S = TypeVar("S", bound=HasEntries)
+
+
+def fold_placement_rows(
+    conn: Connection, table: Table, key: Column[Any], entry_table: Table,
+    events: Sequence[Envelope], evolve: Callable[[S | None, Envelope], S | None],
+    from_row: Callable[[Mapping[Any, Any], Mapping[str, Entry]], S],
+    to_row: Callable[[S], dict[str, Any]], whole: Iterable[str] = (),
+) -> None:
+    """Apply a poll's placement events to a projection kept as one row per placement plus
+    one row per hour entry: load the rows and the entries the events name, fold every
+    event in memory, and write back each changed row once and only the changed entries.
+    The transcripts and the apprenticeship hours share it; their folds differ."""
+    placement_events = [e for e in events if e.aggregate_type == "Placement"]
+    if not placement_events:
+        return
+    stored = load_rows(conn, table, key, (e.aggregate_id for e in placement_events))
+    stored_entries = load_entries(conn, entry_table, placement_events, whole=whole)
+    states: dict[str, S | None] = {
+        k: from_row(v, stored_entries.get(k, {})) for k, v in stored.items()}
+    changed: set[str] = set()
+    for event in placement_events:
+        before = states.get(event.aggregate_id)
+        after = evolve(before, event)
+        if after is not None and after is not before:
+            states[event.aggregate_id] = after
+            changed.add(event.aggregate_id)
+    rows = []
+    entries: dict[str, Mapping[str, Entry]] = {}
+    for placement_id in sorted(changed):
+        state = states[placement_id]
+        if state is not None:
+            rows.append(to_row(state))
+            entries[placement_id] = state.entries
+    replace_rows(conn, table, key, rows)
+    save_entries(conn, entry_table, stored_entries, entries)

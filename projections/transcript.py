@@ -35,8 +35,8 @@ from sqlalchemy import (
     select,
 )
 
-from projections.common import dumps, evolved, hours, load_rows, loads, replace_rows
-from projections.entry_rows import load_entries, make_entry_table, save_entries
+from projections.common import dumps, evolved, hours, loads, replace_rows
+from projections.entry_rows import fold_placement_rows, make_entry_table
 from projections.envelope import Envelope
 from projections.hour_entries import (
     ON_THE_JOB,
@@ -549,30 +549,8 @@ class TranscriptProjection:
         t = self.tables
         opportunities = [r for r in (opportunity_row(e) for e in events) if r is not None]
         replace_rows(conn, t.opportunity, t.opportunity.c.opportunity_id, opportunities)
-        placement_events = [e for e in events if e.aggregate_type == "Placement"]
-        if not placement_events:
-            return
-        stored = load_rows(conn, t.experience, t.experience.c.placement_id,
-                           (e.aggregate_id for e in placement_events))
-        stored_entries = load_entries(conn, t.entry, placement_events)
-        states: dict[str, ExperienceState | None] = {
-            k: _from_row(v, stored_entries.get(k, {})) for k, v in stored.items()}
-        changed: set[str] = set()
-        for event in placement_events:
-            before = states.get(event.aggregate_id)
-            after = evolve(before, event)
-            if after is not None and after is not before:
-                states[event.aggregate_id] = after
-                changed.add(event.aggregate_id)
-        rows = []
-        entries: dict[str, Mapping[str, Entry]] = {}
-        for key in sorted(changed):
-            state = states[key]
-            if state is not None:
-                rows.append(_to_row(state))
-                entries[key] = state.entries
-        replace_rows(conn, t.experience, t.experience.c.placement_id, rows)
-        save_entries(conn, t.entry, stored_entries, entries)
+        fold_placement_rows(conn, t.experience, t.experience.c.placement_id, t.entry,
+                            events, evolve, _from_row, _to_row)
 
     # -- queries ------------------------------------------------------------------------
 
