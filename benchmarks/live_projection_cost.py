@@ -46,7 +46,7 @@ def _placement(placement_id: str, position: int) -> list[Envelope]:
                "opportunity_id": "o-1", "learner_id": f"l-{placement_id[:8]}",
                "supervisor_id": "super-1", "wbl_type": "Apprenticeship",
                "pre_apprenticeship": False, "starts_on": "2026-01-05",
-               "ends_on": "2030-01-05", "turns_16_on": None, "turns_18_on": None,
+               "ends_on": "2030-01-05", "minor_during_placement": False,
                "program_id": "prog-1", "approach": "time_based",
                "ojl_minutes_required": 120000, "work_processes": ["Machine setup"],
                "competencies": [], "pre_apprenticeship_hours_count": False}

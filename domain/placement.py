@@ -216,8 +216,6 @@ class Placement(Aggregate):
                 "Only apprenticeship and pre-apprenticeship placements follow a program.",
                 code="program-not-allowed", field="program_id",
             )
-        turns_16 = birthday(learner_born_on, 16)
-        turns_18 = birthday(learner_born_on, 18)
         return cls(
             id=id or uuid4(),  # type: ignore[call-arg]  # accepted by the metaclass (id: UUID)
             actor_id=actor.id,
@@ -231,8 +229,7 @@ class Placement(Aggregate):
             pre_apprenticeship=opportunity.pre_apprenticeship,
             starts_on=opportunity.starts_on,
             ends_on=opportunity.ends_on,
-            turns_16_on=turns_16 if turns_16 > opportunity.starts_on else None,
-            turns_18_on=turns_18 if turns_18 > opportunity.starts_on else None,
+            minor_during_placement=birthday(learner_born_on, 18) > opportunity.starts_on,
             program_id=None if program is None else str(program.id),
             approach=None if program is None else program.approach.value,
             ojl_minutes_required=0 if program is None else program.ojl_minutes_required,
@@ -243,7 +240,42 @@ class Placement(Aggregate):
             ),
         )
 
-    @event("LearnerMatched")
+    class LearnerMatched(Aggregate.Created):
+        """A coordinator matched a learner to an opportunity and named the worksite
+        supervisor. The opportunity's dates and the program's requirements are copied so
+        the placement's rules never depend on a later revision of either. Whether the
+        learner is under 18 on some day of the placement is recorded; their birth date, or
+        any date derived from it, is not (version 1 held the dates a minor turns 16 and 18,
+        which give the birth date away; decision 038)."""
+
+        class_version = 2
+        actor_id: str
+        actor_role: str
+        business_date: date
+        organisation_id: str
+        opportunity_id: str
+        learner_id: str
+        supervisor_id: str
+        wbl_type: str
+        pre_apprenticeship: bool
+        starts_on: date
+        ends_on: date
+        minor_during_placement: bool
+        program_id: str | None
+        approach: str | None
+        ojl_minutes_required: int
+        work_processes: list[str]
+        competencies: list[str]
+        pre_apprenticeship_hours_count: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Read a version-1 event without its birthdays: they reach no reader, no topic
+            and no replay; only "a minor during the placement" is kept."""
+            state["minor_during_placement"] = state.pop("turns_18_on", None) is not None
+            state.pop("turns_16_on", None)
+
+    @event(LearnerMatched)
     def __init__(
         self,
         *,
@@ -258,8 +290,7 @@ class Placement(Aggregate):
         pre_apprenticeship: bool,
         starts_on: date,
         ends_on: date,
-        turns_16_on: date | None,
-        turns_18_on: date | None,
+        minor_during_placement: bool,
         program_id: str | None,
         approach: str | None,
         ojl_minutes_required: int,
@@ -278,8 +309,7 @@ class Placement(Aggregate):
         self.pre_apprenticeship = pre_apprenticeship
         self.starts_on = starts_on
         self.ends_on = ends_on
-        self.turns_16_on = turns_16_on
-        self.turns_18_on = turns_18_on
+        self.minor = minor_during_placement
         self.program_id = program_id
         self.approach = None if approach is None else Approach(approach)
         self.ojl_minutes_required = ojl_minutes_required
@@ -304,7 +334,7 @@ class Placement(Aggregate):
     @property
     def required_parties(self) -> list[str]:
         parties = [AgreementParty.LEARNER, AgreementParty.EMPLOYER, AgreementParty.COORDINATOR]
-        if self.turns_18_on is not None:
+        if self.minor:
             parties.insert(1, AgreementParty.GUARDIAN)
         return [p.value for p in parties]
 
@@ -413,10 +443,14 @@ class Placement(Aggregate):
         school_day: bool = False,
         school_week: bool | None = None,
         today: date,
+        learner_born_on: date | None,
         policy: ChildLabourPolicy = ChildLabourPolicy.REFUSE,
         entry_id: str | None = None,
     ) -> str:
         """Check a new entry against every rule within this placement; return its id.
+
+        ``learner_born_on`` comes from the personal-data vault, for the child-labour rules
+        only; it is never recorded (the events know only that the learner is a minor).
 
         The 24-hours-a-day limit across all of the learner's placements is not checked
         here: see :class:`domain.learner_day.LearnerDay`.
@@ -428,7 +462,7 @@ class Placement(Aggregate):
             end_time=end_time, allocations=allocations, school_day=school_day,
             school_week=school_week, today=today, entry_id=entry_id, replacing=None,
         )
-        flags = self._child_labour_flags(entry, policy, replacing=None)
+        flags = self._child_labour_flags(entry, policy, learner_born_on, replacing=None)
         self._hours_logged(
             actor_id=actor.id, actor_role=str(actor.role), business_date=entry.work_date,
             entry_id=entry.entry_id, minutes=entry.minutes, kind=entry.kind.value,
@@ -497,6 +531,7 @@ class Placement(Aggregate):
         school_day: bool = False,
         school_week: bool | None = None,
         today: date,
+        learner_born_on: date | None,
         policy: ChildLabourPolicy = ChildLabourPolicy.REFUSE,
         new_entry_id: str | None = None,
     ) -> str:
@@ -520,7 +555,7 @@ class Placement(Aggregate):
             end_time=end_time, allocations=allocations, school_day=school_day,
             school_week=school_week, today=today, entry_id=new_entry_id, replacing=old,
         )
-        flags = self._child_labour_flags(entry, policy, replacing=old)
+        flags = self._child_labour_flags(entry, policy, learner_born_on, replacing=old)
         self._hours_corrected(
             actor_id=actor.id, actor_role=str(actor.role), business_date=entry.work_date,
             entry_id=entry.entry_id, supersedes=old.entry_id, reason=reason,
@@ -1017,11 +1052,17 @@ class Placement(Aggregate):
         return entry
 
     def _child_labour_flags(self, entry: HourEntry, policy: ChildLabourPolicy,
-                            replacing: HourEntry | None) -> list[str]:
+                            learner_born_on: date | None, replacing: HourEntry | None
+                            ) -> list[str]:
         """Apply 29 CFR 570.35 to on-the-job minutes of a learner under 16 on the work date."""
-        if entry.kind is not HourKind.ON_THE_JOB or not child_labour.limits_apply(
-            self.turns_16_on, entry.work_date
-        ):
+        if entry.kind is not HourKind.ON_THE_JOB or not self.minor:
+            return []
+        if learner_born_on is None:
+            raise RuleViolated(
+                "The learner is a minor and their birth date is not on record (never given, "
+                "or erased): their hours cannot be checked against the child-labour rules.",
+                code="birth-date-unknown", field="work_date")
+        if not child_labour.limits_apply(birthday(learner_born_on, 16), entry.work_date):
             return []
         monday, sunday = child_labour.week_of(entry.work_date)
         others = [e for e in self.entries.values()

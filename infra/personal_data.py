@@ -72,6 +72,16 @@ learner_profile_versions = Table(
 were then (reproducible reports); all versions share the learner's key, so shredding
 erases them together."""
 
+learner_birth_dates = Table(
+    "learner_birth_dates",
+    metadata,
+    Column("learner_id", String(36), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+)
+"""The birth date given when a learner without a profile here is matched (the API takes
+it for the minimum-age and child-labour rules), under the learner's own key like a
+profile: events never hold it (decision 038)."""
+
 shredded_learners = Table(
     "shredded_learners",
     metadata,
@@ -177,6 +187,41 @@ class PersonalDataVault:
             conn.execute(delete(learner_profiles).where(
                 learner_profiles.c.learner_id == learner_id))
 
+    def record_birth_date(self, learner_id: str, born_on: date) -> None:
+        """Keep the birth date a match was given, sealed under the learner's key (made now if
+        the learner has none yet); refused for a shredded learner."""
+        with self.engine.begin() as conn:
+            try:
+                key = self._data_key(conn, learner_id)
+            except UnknownLearner:
+                key = AESGCM.generate_key(bit_length=256)
+                conn.execute(insert(learner_keys).values(
+                    learner_id=learner_id, wrapped_key=_seal(self._master, key, learner_id),
+                    created_at=datetime.now(UTC)))
+            sealed = _seal(key, born_on.isoformat().encode(), f"{learner_id}:born_on")
+            conn.execute(delete(learner_birth_dates).where(
+                learner_birth_dates.c.learner_id == learner_id))
+            conn.execute(insert(learner_birth_dates).values(learner_id=learner_id,
+                                                            ciphertext=sealed))
+
+    def birth_date(self, learner_id: str) -> date | None:
+        """The learner's birth date: from their profile, else as a match recorded it; None
+        when never given or erased."""
+        with self.engine.connect() as conn:
+            try:
+                key = self._data_key(conn, learner_id)
+            except (UnknownLearner, LearnerShredded):
+                return None
+            profile = conn.execute(select(learner_profiles.c.ciphertext).where(
+                learner_profiles.c.learner_id == learner_id)).scalar()
+            recorded = conn.execute(select(learner_birth_dates.c.ciphertext).where(
+                learner_birth_dates.c.learner_id == learner_id)).scalar()
+        if profile is not None:
+            return _from_json(_open(key, profile, learner_id)).born_on
+        if recorded is not None:
+            return date.fromisoformat(_open(key, recorded, f"{learner_id}:born_on").decode())
+        return None
+
     def _data_key(self, conn: Any, learner_id: str) -> bytes:
         wrapped = conn.execute(select(learner_keys.c.wrapped_key).where(
             learner_keys.c.learner_id == learner_id)).scalar()
@@ -258,6 +303,8 @@ class PersonalDataVault:
                 learner_profiles.c.learner_id == learner_id))
             conn.execute(delete(learner_profile_versions).where(
                 learner_profile_versions.c.learner_id == learner_id))
+            conn.execute(delete(learner_birth_dates).where(
+                learner_birth_dates.c.learner_id == learner_id))
             conn.execute(insert(shredded_learners).values(
                 learner_id=learner_id, shredded_at=datetime.now(UTC), reason=reason))
 

@@ -31,10 +31,11 @@ def import_command(
     """Import placements, timesheets or RAPIDS registrations; every row is checked by the
     ledger's own rules. Importing the same file again records nothing."""
     settings = Settings()
-    ledger = Ledger(env=event_store_env(settings))
+    vault = personal_data_vault(settings)
+    ledger = Ledger(env=event_store_env(settings), birth_dates=vault)
     try:
         result = import_file(
-            ledger, personal_data_vault(settings),
+            ledger, vault,
             Actor(actor_id, Role.COORDINATOR, organisation), kind=kind,
             data=file.read_bytes(), file_name=file.name, mode=mode,
             options=ImportOptions(organisation_id=organisation,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -107,6 +107,28 @@ def command(method: C) -> C:
     return cast(C, run)
 
 
+class BirthDates(Protocol):
+    """Where learners' birth dates are kept, outside the events (the personal-data vault in
+    the service; a dict in tests of the ledger alone). See decision 038."""
+
+    def record_birth_date(self, learner_id: str, born_on: date) -> None: ...
+
+    def birth_date(self, learner_id: str) -> date | None: ...
+
+
+class BirthDatesInMemory:
+    """For a ledger without a vault (tests, benchmarks): this process's matches only."""
+
+    def __init__(self) -> None:
+        self._dates: dict[str, date] = {}
+
+    def record_birth_date(self, learner_id: str, born_on: date) -> None:
+        self._dates[learner_id] = born_on
+
+    def birth_date(self, learner_id: str) -> date | None:
+        return self._dates.get(learner_id)
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What a client needs after a command: the new version (for ``If-Match``) and the
@@ -153,9 +175,10 @@ class UnitOfWork:
 class Ledger(Application[UUID]):
     name = "WBLLedger"
 
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: Any = None, birth_dates: BirthDates | None = None) -> None:
         super().__init__(env)
         self._local = threading.local()
+        self.birth_dates: BirthDates = birth_dates or BirthDatesInMemory()
 
     # -- unit of work ----------------------------------------------------------------
 
@@ -400,7 +423,9 @@ class Ledger(Application[UUID]):
         expected_version: int | None = None,
         placement_id: UUID | None = None,
     ) -> CommandResult:
-        """Create a placement. The birth date is used for the age rules and not stored.
+        """Create a placement. The birth date is used for the age rules and kept in the
+        vault (``birth_dates``), never in an event; it is kept before the event is saved,
+        so a matched minor's hours can always be checked against the child-labour rules.
         ``placement_id`` is for imports, whose ids must be the same on every run."""
         self._expect_new(expected_version)
         opportunity: Opportunity = self._load(Opportunity, opportunity_id, None)
@@ -412,6 +437,8 @@ class Ledger(Application[UUID]):
             supervisor_id=supervisor_id, learner_born_on=learner_born_on,
             matched_on=matched_on or self.today(), id=placement_id,
         )
+        if placement.minor:  # an adult's birth date serves no later rule: not kept
+            self.birth_dates.record_birth_date(learner_id, learner_born_on)
         return self._save_all(placement)
 
     @command
@@ -473,6 +500,7 @@ class Ledger(Application[UUID]):
             start_time=start_time, end_time=end_time, allocations=allocations,
             school_day=school_day, school_week=school_week, today=self.today(),
             policy=self.child_labour_policy(placement.organisation_id),
+            learner_born_on=self._minor_birth_date(placement),
         )
         day = self._learner_day(actor, placement.learner_id, work_date)
         day.claim(actor=actor, placement_id=str(placement.id), entry_id=entry_id,
@@ -547,6 +575,7 @@ class Ledger(Application[UUID]):
             minutes=minutes, kind=kind, start_time=start_time, end_time=end_time,
             allocations=allocations, school_day=school_day, school_week=school_week,
             today=self.today(), policy=self.child_labour_policy(placement.organisation_id),
+            learner_born_on=self._minor_birth_date(placement),
         )
         old_day = self._learner_day(actor, placement.learner_id, old_date)
         old_day.release(actor=actor, entry_id=entry_id, reason="superseded")
@@ -747,6 +776,10 @@ class Ledger(Application[UUID]):
     def _placement(self, placement_id: UUID, expected_version: int | None) -> Placement:
         placement: Placement = self._load(Placement, placement_id, expected_version)
         return placement
+
+    def _minor_birth_date(self, placement: Placement) -> date | None:
+        """A minor's birth date, for the child-labour rules; never looked up for adults."""
+        return self.birth_dates.birth_date(placement.learner_id) if placement.minor else None
 
     def _learner_day(self, actor: Actor, learner_id: str, day: date) -> LearnerDay:
         """The learner's day, opened if this is their first entry on that date. Two writers

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from infra import kafka as kafka_io
 from infra.broker import LocalBroker
-from infra.database import event_store_env, read_model_engine
+from infra.database import event_store_env, personal_data_vault, read_model_engine
 from infra.settings import Settings
 from services.ledger import Ledger
 from services.observed import ObservedWorkers
@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def build_ledger(settings: Settings) -> Ledger:
-    return Ledger(env=event_store_env(settings))
+    """The ledger on the configured store, with the personal-data vault keeping the birth
+    dates that the child-labour rules need and the events must not hold."""
+    return Ledger(env=event_store_env(settings), birth_dates=personal_data_vault(settings))
 
 
 @dataclass

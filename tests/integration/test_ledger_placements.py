@@ -202,9 +202,9 @@ def test_concurrent_logs_for_one_learner_day_cannot_both_pass(app: Ledger) -> No
     day_a: LearnerDay = app.repository.get(LearnerDay.create_id(LEARNER.id, DAY))
     day_b: LearnerDay = app.repository.get(LearnerDay.create_id(LEARNER.id, DAY))
     e1 = p1.log_hours(actor=LEARNER, work_date=DAY, minutes=500, kind="related_instruction",
-                      today=TODAY)
+                      today=TODAY, learner_born_on=None)
     day_a.claim(actor=LEARNER, placement_id=str(first), entry_id=e1, minutes=500)
-    e2 = p2.log_hours(actor=LEARNER, work_date=DAY, minutes=500, today=TODAY)
+    e2 = p2.log_hours(actor=LEARNER, work_date=DAY, minutes=500, today=TODAY, learner_born_on=None)
     day_b.claim(actor=LEARNER, placement_id=str(second), entry_id=e2, minutes=500)
     app._save_all(p1, day_a)
     before = _stored_count(app)
@@ -226,9 +226,9 @@ def test_first_logs_of_a_new_day_race_on_creating_it(app: Ledger) -> None:
     p2: Placement = app.repository.get(second)
     day_a = LearnerDay.open(actor=LEARNER, learner_id=LEARNER.id, day=DAY)
     day_b = LearnerDay.open(actor=LEARNER, learner_id=LEARNER.id, day=DAY)
-    e1 = p1.log_hours(actor=LEARNER, work_date=DAY, minutes=800, today=TODAY)
+    e1 = p1.log_hours(actor=LEARNER, work_date=DAY, minutes=800, today=TODAY, learner_born_on=None)
     day_a.claim(actor=LEARNER, placement_id=str(first), entry_id=e1, minutes=800)
-    e2 = p2.log_hours(actor=LEARNER, work_date=DAY, minutes=800, today=TODAY)
+    e2 = p2.log_hours(actor=LEARNER, work_date=DAY, minutes=800, today=TODAY, learner_born_on=None)
     day_b.claim(actor=LEARNER, placement_id=str(second), entry_id=e2, minutes=800)
     app._save_all(p1, day_a)
     with pytest.raises(ConcurrentChange):
@@ -243,9 +243,9 @@ def test_correcting_one_entry_twice_concurrently(app: Ledger) -> None:
     copy_a: Placement = app.repository.get(placement_id)
     copy_b: Placement = app.repository.get(placement_id)
     copy_a.correct_hours(actor=COORDINATOR, entry_id=entry, reason="a", work_date=DAY,
-                         minutes=100, today=TODAY)
+                         minutes=100, today=TODAY, learner_born_on=None)
     copy_b.correct_hours(actor=LEARNER, entry_id=entry, reason="b", work_date=DAY,
-                         minutes=90, today=TODAY)
+                         minutes=90, today=TODAY, learner_born_on=None)
     app._save_all(copy_a)
     with pytest.raises(ConcurrentChange):
         app._save_all(copy_b)
@@ -305,3 +305,60 @@ def test_a_stored_version_1_hours_logged_event_is_upcast_on_read(app: Ledger) ->
     latest = app.recorder.select_events(placement_id, desc=True, limit=1)[0]
     assert latest.topic == "domain.placement:Placement.HoursLogged"
     assert app.mapper.transcoder.decode(latest.state)["class_version"] == 2
+
+
+def test_a_stored_version_1_match_is_read_without_the_birthdays(app: Ledger) -> None:
+    """Placements matched before version 2 held a minor's 16th and 18th birthdays: read
+    back, published or replayed, those dates appear nowhere (decision 038)."""
+    from infra.cloudevents import to_record
+
+    opportunity_id = _opportunity(app)
+    placement_id = UUID("00000000-0000-4000-8000-000000000011")
+    v1_state = {
+        "timestamp": {"_type_": "datetime_iso", "_data_": "2024-01-03T17:00:00+00:00"},
+        "originator_topic": "domain.placement:Placement",
+        "actor_id": COORDINATOR.id, "actor_role": "coordinator",
+        "business_date": {"_type_": "date_iso", "_data_": "2024-01-03"},
+        "organisation_id": ORG, "opportunity_id": str(opportunity_id),
+        "learner_id": LEARNER.id, "supervisor_id": SUPERVISOR.id,
+        "wbl_type": "PaidInternship", "pre_apprenticeship": False,
+        "starts_on": {"_type_": "date_iso", "_data_": "2024-01-08"},
+        "ends_on": {"_type_": "date_iso", "_data_": "2025-12-31"},
+        "turns_16_on": {"_type_": "date_iso", "_data_": "2024-09-30"},
+        "turns_18_on": {"_type_": "date_iso", "_data_": "2026-09-30"},
+        "program_id": None, "approach": None, "ojl_minutes_required": 0,
+        "work_processes": [], "competencies": [], "pre_apprenticeship_hours_count": False,
+    }
+    app.recorder.insert_events([StoredEvent(
+        originator_id=placement_id, originator_version=1,
+        topic="domain.placement:Placement.LearnerMatched",
+        state=json.dumps(v1_state).encode(),
+    )])
+    placement = app.get_placement(placement_id)
+    assert placement.minor is True
+    assert "guardian" in placement.required_parties
+    assert not hasattr(placement, "turns_16_on") and not hasattr(placement, "turns_18_on")
+
+    notification = app.recorder.select_notifications(start=_stored_count(app), limit=1)[0]
+    event = app.mapper.to_domain_event(notification)
+    record = to_record(event, notification.topic, notification.id, "/wbl-ledger")
+    for text in (json.dumps(vars(event), default=str), record.value.decode()):
+        assert "2024-09-30" not in text and "2026-09-30" not in text and "turns_" not in text
+    assert json.loads(record.value)["minor_during_placement"] is True
+
+
+def test_a_minors_birth_date_is_kept_outside_the_events(app: Ledger) -> None:
+    """The match keeps a minor's birth date in the ledger's birth-date store (the vault in
+    the service) and the child-labour rules read it from there; no event holds it."""
+    opportunity_id = _opportunity(app)
+    placement_id = app.match_learner(
+        COORDINATOR, opportunity_id, learner_id="minor-1", supervisor_id=SUPERVISOR.id,
+        learner_born_on=date(2009, 3, 1)).aggregate_id
+    assert app.birth_dates.birth_date("minor-1") == date(2009, 3, 1)
+    stored = app.recorder.select_events(placement_id)
+    assert all(b"2009-03-01" not in s.state and b"2025-03-01" not in s.state
+               and b"2027-03-01" not in s.state for s in stored)
+    adult = app.match_learner(
+        COORDINATOR, _opportunity(app), learner_id="adult-1", supervisor_id=SUPERVISOR.id,
+        learner_born_on=date(2000, 1, 1))
+    assert adult.version == 1 and app.birth_dates.birth_date("adult-1") is None

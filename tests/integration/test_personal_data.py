@@ -11,7 +11,12 @@ from sqlalchemy import select
 from domain.errors import RuleViolated
 from domain.learner import LearnerProfile, RaceEthnicity, Sex, check_profile
 from infra.database import personal_data_vault
-from infra.personal_data import LearnerShredded, UnknownLearner, learner_profiles
+from infra.personal_data import (
+    LearnerShredded,
+    UnknownLearner,
+    learner_birth_dates,
+    learner_profiles,
+)
 from infra.settings import Settings
 
 PROFILE = LearnerProfile(
@@ -61,6 +66,28 @@ def test_shredding_makes_personal_data_unreadable(store_settings: Settings) -> N
     with pytest.raises(UnknownLearner):
         vault.get("00000000-0000-4000-8000-000000000000")
     assert backup is not None and b"Rosa" not in backup  # and its key is gone
+
+
+def test_a_matched_minors_birth_date_is_sealed_and_shredded_with_the_learner(
+        store_settings: Settings) -> None:
+    """A learner matched through the API (no profile here) has their birth date kept under
+    a key of their own, for the child-labour rules; shredding erases it like a profile."""
+    vault = personal_data_vault(store_settings)
+    vault.record_birth_date("api-learner-1", date(2010, 2, 28))
+    assert vault.birth_date("api-learner-1") == date(2010, 2, 28)
+    with vault.engine.connect() as conn:
+        sealed = conn.execute(select(learner_birth_dates.c.ciphertext)).scalar()
+    assert sealed is not None and b"2010" not in sealed
+    registered = vault.register(PROFILE)
+    assert vault.birth_date(registered) == PROFILE.born_on  # from the profile
+    assert vault.birth_date("never-matched") is None
+
+    vault.shred("api-learner-1", reason="record past its retention period")
+    assert vault.birth_date("api-learner-1") is None
+    with vault.engine.connect() as conn:
+        assert conn.execute(select(learner_birth_dates)).first() is None
+    with pytest.raises(LearnerShredded):
+        vault.record_birth_date("api-learner-1", date(2010, 2, 28))
 
 
 def test_the_master_key_is_needed(store_settings: Settings) -> None:

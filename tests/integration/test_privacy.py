@@ -1,4 +1,4 @@
-"""No personal data in logs, metrics or error bodies.
+"""No personal data in logs, metrics, error bodies or on the topic.
 
 A workload carrying recognisable personal values (learner ids, a birth date, a name and a
 student number sent where they do not belong) goes through the API with the relay and
@@ -9,7 +9,9 @@ are searched for those values.
 from __future__ import annotations
 
 import io
+import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +24,7 @@ from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import issue_token
 from services.runtime import Runtime
+from tests.support import read_topic
 
 SECRET = "privacy-test-secret-0123456789abcdefghij"
 LEARNER = "lrn-7f3a9c"              # a pseudonymous id, still kept out of logs in clear
@@ -104,8 +107,21 @@ def test_personal_values_never_reach_logs_metrics_or_errors(
                 bodies.append(response.text)
             metrics = client.get("/metrics").text
             health = client.get("/health").text
+            assert runtime.relay is not None
+            deadline = time.monotonic() + 30
+            while runtime.relay.status.acknowledged_position < (
+                    runtime.ledger.recorder.max_notification_id() or 0):
+                assert time.monotonic() < deadline, "the relay did not publish in time"
+                time.sleep(0.05)
+            topic = [json.dumps(r.body) for r in read_topic(kafka_bootstrap, topic_name)]
     finally:
         runtime.stop()
+    # The learner is 16 during the placement: the topic says "a minor", and holds neither
+    # the birth date nor the birthdays that would give it away (decision 038).
+    matched = [json.loads(t) for t in topic if '"minor_during_placement"' in t]
+    assert matched and all(m["minor_during_placement"] for m in matched)
+    for value in (BIRTH, "2024-03-01", "2026-03-01"):
+        assert not [t for t in topic if value in t], f"{value!r} is on the topic"
     logs = captured.getvalue()
     assert '"logger": "wbl.api.access"' in logs, "the access log was not captured"
     for value in PERSONAL:

@@ -34,10 +34,12 @@ def test_every_event_type_is_listed_with_meaning_and_the_common_fields() -> None
         assert {"actor_id", "actor_role", "business_date"} <= set(names), t.name
 
 
-def test_hours_logged_is_at_version_2() -> None:
+def test_the_two_upcast_events_are_at_version_2() -> None:
     versions = {t.name: t.version for t in all_event_types()}
-    assert versions["HoursLogged"] == 2
-    assert {v for name, v in versions.items() if name != "HoursLogged"} == {1}
+    assert versions["HoursLogged"] == 2  # child-labour flags added
+    assert versions["LearnerMatched"] == 2  # birthdays replaced by minor_during_placement
+    assert {v for name, v in versions.items()
+            if name not in ("HoursLogged", "LearnerMatched")} == {1}
 
 
 def test_opportunity_posted_keeps_the_fields_projections_read() -> None:

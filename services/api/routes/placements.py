@@ -120,7 +120,8 @@ class PlacementOut(BaseModel):
     pre_apprenticeship: bool
     starts_on: date
     ends_on: date
-    minor_at_start: bool
+    minor_during_placement: bool
+    """Under 18 on some day of the placement: a guardian signs, the child-labour rules apply."""
     program_id: str | None
     approach: str | None
     ojl_minutes_required: int
@@ -144,7 +145,7 @@ class PlacementOut(BaseModel):
             organisation_id=p.organisation_id, opportunity_id=p.opportunity_id,
             learner_id=p.learner_id, supervisor_id=p.supervisor_id, wbl_type=p.wbl_type.value,
             pre_apprenticeship=p.pre_apprenticeship, starts_on=p.starts_on, ends_on=p.ends_on,
-            minor_at_start=p.turns_18_on is not None, program_id=p.program_id,
+            minor_during_placement=p.minor, program_id=p.program_id,
             approach=None if p.approach is None else p.approach.value,
             ojl_minutes_required=p.ojl_minutes_required, work_processes=list(p.work_processes),
             competencies=list(p.competencies), required_parties=p.required_parties,

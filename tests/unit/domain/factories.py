@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -61,15 +62,25 @@ def program(**overrides: Any) -> ApprenticeshipProgram:
     return ApprenticeshipProgram.define(**details)
 
 
+BORN: dict[UUID, date] = {}
+"""Each test placement's learner's birth date: the vault's part in the service."""
+
+
+def born_of(placement: Placement) -> date:
+    return BORN.get(placement.id, ADULT_BORN)
+
+
 def matched(*, born: date = ADULT_BORN, apprenticeship: ApprenticeshipProgram | None = None,
             **opportunity_overrides: Any) -> Placement:
     if apprenticeship is not None:
         opportunity_overrides.setdefault("wbl_type", "Apprenticeship")
-    return Placement.match(
+    placement = Placement.match(
         actor=COORDINATOR, opportunity=opportunity(**opportunity_overrides),
         program=apprenticeship, learner_id=LEARNER.id, supervisor_id=SUPERVISOR.id,
         learner_born_on=born, matched_on=date(2024, 1, 3),
     )
+    BORN[placement.id] = born
+    return placement
 
 
 def sign_all(placement: Placement) -> None:
@@ -91,6 +102,7 @@ def active(*, born: date = ADULT_BORN, apprenticeship: ApprenticeshipProgram | N
 def log(placement: Placement, work_date: date = date(2024, 1, 9), minutes: int = 240,
         actor: Actor = LEARNER, **kwargs: Any) -> str:
     kwargs.setdefault("today", TODAY)
+    kwargs.setdefault("learner_born_on", born_of(placement))
     return placement.log_hours(actor=actor, work_date=work_date, minutes=minutes, **kwargs)
 
 

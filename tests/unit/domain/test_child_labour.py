@@ -9,7 +9,15 @@ import pytest
 from domain import child_labour
 from domain.child_labour import ChildLabourPolicy
 from domain.errors import RuleViolated
-from tests.unit.domain.factories import COORDINATOR, MINOR_BORN, TODAY, active, log, refused
+from tests.unit.domain.factories import (
+    COORDINATOR,
+    MINOR_BORN,
+    TODAY,
+    active,
+    born_of,
+    log,
+    refused,
+)
 
 MONDAY = date(2024, 1, 15)
 
@@ -111,8 +119,9 @@ def test_a_correction_is_checked_without_the_entry_it_replaces() -> None:
     placement = active(born=MINOR_BORN)
     old = log(placement, work_date=MONDAY, minutes=180, school_day=True)
     placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="was 2:50",
+                            learner_born_on=born_of(placement),
                             work_date=MONDAY, minutes=170, school_day=True, today=TODAY)
     with refused(placement, RuleViolated, "minor-school-day-limit"):
         placement.correct_hours(actor=COORDINATOR, entry_id=placement.entries[old].superseded_by
                                 or "", reason="x", work_date=MONDAY, minutes=200,
-                                school_day=True, today=TODAY)
+                                school_day=True, today=TODAY, learner_born_on=born_of(placement))

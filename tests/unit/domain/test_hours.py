@@ -19,6 +19,7 @@ from tests.unit.domain.factories import (
     TODAY,
     active,
     approve,
+    born_of,
     log,
     matched,
     program,
@@ -234,6 +235,7 @@ def test_a_correction_is_a_new_entry_and_the_original_stays_in_history() -> None
     old = log(placement, minutes=240)
     approve(placement, old)
     new = placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="was 3 h",
+                                  learner_born_on=born_of(placement),
                                   work_date=DAY, minutes=180, today=TODAY)
     assert placement.entries[old].status is EntryStatus.SUPERSEDED
     assert placement.entries[old].superseded_by == new
@@ -251,6 +253,7 @@ def test_a_correction_may_take_the_replaced_entrys_time() -> None:
     placement = active()
     old = log(placement, minutes=120, start_time="09:00", end_time="11:00")
     placement.correct_hours(actor=LEARNER, entry_id=old, reason="late start", work_date=DAY,
+                            learner_born_on=born_of(placement),
                             minutes=90, start_time="09:30", end_time="11:00", today=TODAY)
 
 
@@ -258,9 +261,11 @@ def test_an_entry_is_corrected_once() -> None:
     placement = active()
     old = log(placement)
     placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="typo", work_date=DAY,
+                            learner_born_on=born_of(placement),
                             minutes=200, today=TODAY)
     with refused(placement, WrongState, "entry-superseded"):
         placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="again",
+                                learner_born_on=born_of(placement),
                                 work_date=DAY, minutes=100, today=TODAY)
 
 
@@ -269,16 +274,20 @@ def test_a_correction_needs_a_reason_and_passes_the_same_rules_as_a_log() -> Non
     old = log(placement)
     with refused(placement, RuleViolated, "reason-required"):
         placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="", work_date=DAY,
+                                learner_born_on=born_of(placement),
                                 minutes=200, today=TODAY)
     with refused(placement, RuleViolated, "before-start"):
         placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="date",
+                                learner_born_on=born_of(placement),
                                 work_date=date(2024, 1, 1), minutes=200, today=TODAY)
     log(placement, work_date=date(2024, 1, 10))
     with refused(placement, RuleViolated, "overlapping-entry"):
         placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="date",
+                                learner_born_on=born_of(placement),
                                 work_date=date(2024, 1, 10), minutes=200, today=TODAY)
     with refused(placement, UnknownAggregate, "unknown-entry"):
         placement.correct_hours(actor=COORDINATOR, entry_id="nope", reason="x",
+                                learner_born_on=born_of(placement),
                                 work_date=DAY, minutes=200, today=TODAY)
 
 
@@ -290,5 +299,6 @@ def test_replaying_the_hours_history_rebuilds_the_same_state() -> None:
     placement.reject_hours(actor=SUPERVISOR, entry_id=b, reason="x", rejected_on=TODAY,
                            today=TODAY)
     placement.correct_hours(actor=LEARNER, entry_id=b, reason="y", work_date=date(2024, 1, 10),
+                            learner_born_on=born_of(placement),
                             minutes=30, today=TODAY)
     assert state(replayed(placement)) == state(placement)

@@ -25,6 +25,7 @@ from tests.unit.domain.factories import (
     TODAY,
     active,
     approve,
+    born_of,
     log,
     matched,
     opportunity,
@@ -76,13 +77,34 @@ def test_a_closed_opportunity_takes_no_match() -> None:
     assert info.value.code == "opportunity-closed"
 
 
-def test_match_records_ages_only_as_birthdays_within_the_placement() -> None:
+def test_match_records_no_date_derived_from_the_birth_date() -> None:
+    """Only "a minor during the placement" is recorded (decision 038): no birth date, and
+    none of the birthdays that would give it away."""
     adult = _match()
-    assert adult.turns_16_on is None and adult.turns_18_on is None
+    assert adult.minor is False
     minor = _match(learner_born_on=MINOR_BORN)
-    assert minor.turns_16_on == date(2025, 1, 1) and minor.turns_18_on == date(2027, 1, 1)
-    matched_event = minor.collect_events()[0]
-    assert "born_on" not in vars(matched_event) and "learner_born_on" not in vars(matched_event)
+    assert minor.minor is True
+    recorded = vars(minor.collect_events()[0])
+    assert recorded["minor_during_placement"] is True
+    assert not [name for name, value in recorded.items()
+                if "born" in name or "turns_" in name or value in (
+                    MINOR_BORN, date(2025, 1, 1), date(2027, 1, 1))]
+
+
+def test_a_version_1_match_is_read_without_its_birthdays() -> None:
+    state = {"turns_16_on": date(2025, 1, 1), "turns_18_on": date(2027, 1, 1), "x": 1}
+    Placement.LearnerMatched.upcast_v1_v2(state)
+    assert state == {"minor_during_placement": True, "x": 1}
+    adult = {"turns_16_on": None, "turns_18_on": None}
+    Placement.LearnerMatched.upcast_v1_v2(adult)
+    assert adult == {"minor_during_placement": False}
+
+
+def test_a_minors_hours_need_the_birth_date_from_the_vault() -> None:
+    placement = active(born=MINOR_BORN)
+    with refused(placement, RuleViolated, "birth-date-unknown"):
+        log(placement, learner_born_on=None)
+    log(placement)  # with it: checked, and within the limits
 
 
 def test_apprenticeship_match_copies_the_program_requirements() -> None:
@@ -338,6 +360,7 @@ def test_pending_and_superseded_hours_do_not_count_toward_completion() -> None:
         placement.complete(actor=COORDINATOR, completed_on=TODAY, today=TODAY)
     approve(placement, entry)
     placement.correct_hours(actor=COORDINATOR, entry_id=entry, reason="typo",
+                            learner_born_on=born_of(placement),
                             work_date=date(2024, 1, 9), minutes=600, today=TODAY)
     with refused(placement, RuleViolated, "approved-hours-short"):
         placement.complete(actor=COORDINATOR, completed_on=TODAY, today=TODAY)

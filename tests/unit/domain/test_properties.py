@@ -30,6 +30,7 @@ from tests.unit.domain.factories import (
     TODAY,
     WORK_PROCESSES,
     active,
+    born_of,
     program,
     replayed,
     state,
@@ -73,6 +74,7 @@ def _hours(data: st.DataObject) -> dict[str, Any]:
 def c_log(p: Placement, data: st.DataObject) -> None:
     # deterministic ids keep hypothesis's draws reproducible
     p.log_hours(actor=data.draw(actors), today=TODAY, entry_id=f"e{len(p.entries):03d}",
+                learner_born_on=born_of(p),
                 **_hours(data))
 
 
@@ -88,6 +90,7 @@ def c_reject(p: Placement, data: st.DataObject) -> None:
 
 def c_correct(p: Placement, data: st.DataObject) -> None:
     p.correct_hours(actor=data.draw(actors), entry_id=_entry_id(data, p),
+                    learner_born_on=born_of(p),
                     reason=data.draw(reasons), today=TODAY,
                     new_entry_id=f"e{len(p.entries):03d}", **_hours(data))
 

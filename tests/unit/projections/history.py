@@ -88,7 +88,7 @@ def _placement_story(rng: random.Random, placement_id: str, opportunity: dict[st
         "learner_id": learner, "supervisor_id": supervisor_id,
         "wbl_type": opportunity["wbl_type"], "pre_apprenticeship": False,
         "starts_on": opportunity["starts_on"], "ends_on": opportunity["ends_on"],
-        "turns_16_on": None, "turns_18_on": None,
+        "minor_during_placement": False,
         "program_id": program["id"] if program else None,
         "approach": program["approach"] if program else None,
         "ojl_minutes_required": program["ojl_hours"] * 60 if program else 0,
