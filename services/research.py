@@ -5,8 +5,8 @@ learner under the same name in every export, and never the learner's identity. E
 a person (learner, supervisor) and every placement id is replaced by a keyed hash
 (HMAC-SHA256) under a key the ledger keeps and the researcher never sees: the same key gives
 the same pseudonym across exports, another key unlinkable ones. Birth dates are coarsened to
-the year; names, student numbers and the 16th/18th birthdays recorded for minors are
-dropped.
+the year; names and student numbers are dropped (events hold no birth date nor any date
+derived from one: decision 038).
 """
 
 from __future__ import annotations
