@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
+from infra.key_files import kept_key
 
 metadata = MetaData()
 
@@ -104,14 +105,9 @@ def load_or_create_master_key(explicit: str | None, key_file: Path) -> bytes:
     embedded default, a random one kept in the data directory (mode 0600)."""
     if explicit:
         key = base64.b64decode(explicit)
-    elif key_file.exists():
-        key = base64.b64decode(key_file.read_text().strip())
     else:
-        key = AESGCM.generate_key(bit_length=256)
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(base64.b64encode(key).decode())
+        made = base64.b64encode(AESGCM.generate_key(bit_length=256))
+        key = base64.b64decode(kept_key(key_file, made))
     if len(key) != 32:
         raise ValueError("The personal-data master key must be 32 bytes (base64-encoded).")
     return key

@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from infra.key_files import kept_key
 from infra.personal_data import PersonalDataVault
 from projections.envelope import Envelope
 from projections.hour_entries import (
@@ -39,14 +40,7 @@ from projections.hour_entries import (
 def load_or_create_key(explicit: str | None, key_file: Path) -> bytes:
     if explicit:
         return base64.b64decode(explicit)
-    if key_file.exists():
-        return base64.b64decode(key_file.read_text().strip())
-    key = os.urandom(32)
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(base64.b64encode(key).decode())
-    return key
+    return base64.b64decode(kept_key(key_file, base64.b64encode(os.urandom(32))))
 
 
 class Pseudonymiser:

@@ -14,7 +14,6 @@ kept in ``WBL_DATA_DIR/jwt-secret`` with mode 0600, made on first use; ``wbl run
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -27,6 +26,7 @@ import jwt
 from fastapi import Depends, Request
 
 from domain.actor import Actor, Role
+from infra.key_files import kept_key
 from infra.settings import Settings
 from services.api.errors import ProblemError
 
@@ -67,24 +67,8 @@ def token_key(settings: Settings) -> TokenKey:
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"WBL_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long.")
         return TokenKey(secret, settings.jwt_issuer)
-    path = _secret_file(settings)
-    if not path.exists():
-        # Write aside, then link into place: two processes starting at once (``wbl run``
-        # and ``wbl tokens create``) agree on one key and never read a half-written file.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        aside = path.with_name(f".jwt-secret.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_urlsafe(48).encode())
-        finally:
-            os.close(fd)
-        try:
-            os.link(aside, path)
-        except FileExistsError:
-            pass
-        finally:
-            aside.unlink()
-    return TokenKey(path.read_bytes().strip(), settings.jwt_issuer)
+    secret = kept_key(_secret_file(settings), secrets.token_urlsafe(48).encode())
+    return TokenKey(secret, settings.jwt_issuer)
 
 
 def issue_token(key: TokenKey, *, actor_id: str, role: Role | str,
