@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.workload import write_history
 from infra import kafka as kafka_io
 from infra.broker import LocalBroker
 from infra.cloudevents import to_record
@@ -27,8 +28,6 @@ from infra.database import event_store_env
 from infra.settings import Settings
 from services.ledger import Ledger
 from services.relay import Relay
-
-from benchmarks.workload import write_history
 
 
 def raw_publish(bootstrap: str, topic: str, records: list) -> float:  # type: ignore[type-arg]

@@ -40,8 +40,8 @@ MATCHED = {
     "actor_id": "coord-1", "actor_role": "coordinator", "business_date": "2026-01-09",
     "organisation_id": "org-1", "opportunity_id": "o-1", "learner_id": "ana",
     "supervisor_id": "sam", "wbl_type": "PaidInternship", "pre_apprenticeship": False,
-    "starts_on": "2026-01-12", "ends_on": "2026-05-22",
-    "minor_during_placement": False, "program_id": None, "approach": None, "ojl_minutes_required": 0,
+    "starts_on": "2026-01-12", "ends_on": "2026-05-22", "minor_during_placement": False,
+    "program_id": None, "approach": None, "ojl_minutes_required": 0,
     "work_processes": [], "competencies": [], "pre_apprenticeship_hours_count": False,
 }
 
