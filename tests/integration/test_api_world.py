@@ -202,6 +202,10 @@ def test_a_placement_lifecycle_over_http(world: World) -> None:
     assert statuses[entry] == "approved"
     assert statuses[world.entries[1]] == "rejected"
     assert statuses[world.entries[2]] == "superseded"
+    page = world.ok("learner", "GET", f"{base}/hours?limit=2&offset=1")
+    assert page["total"] == len(hours["entries"]) == hours["total"]
+    assert page["entries"] == hours["entries"][1:3]
+    assert world.call("learner", "GET", f"{base}/hours?limit=0").status_code == 422
     assert world.ok("learner", "GET", f"{base}/evaluations")["evaluation_completed"]
     assert len(world.ok("auditor", "GET", f"{base}/credentials")["credentials"]) == 1
     placement = world.ok("sponsor", "GET", base)

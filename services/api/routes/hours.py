@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -145,6 +145,7 @@ class HourEntryOut(BaseModel):
 class HoursOut(BaseModel):
     placement_id: UUID
     version: int
+    total: int
     entries: list[HourEntryOut]
 
 
@@ -166,11 +167,20 @@ def log_hours(placement_id: UUID, body: LogHours, ledger: LedgerDep, actor: Acto
 
 
 @router.get("/placements/{placement_id}/hours", response_model=HoursOut)
-async def list_hours(placement_id: UUID, ledger: LedgerDep, response: Response) -> HoursOut:
+async def list_hours(
+    placement_id: UUID, ledger: LedgerDep, response: Response,
+    limit: int | None = Query(None, ge=1, le=5000, description="At most this many entries "
+                              "(all when absent), in the order they were logged."),
+    offset: int = Query(0, ge=0, description="Entries to skip first."),
+) -> HoursOut:
+    """The placement's entries from the ledger itself (not a read model): always current.
+    ``total`` counts them all; page with ``limit``/``offset`` on long placements."""
     placement = await run_in_threadpool(ledger.get_placement, placement_id)
     response.headers["ETag"] = f'"{placement.version}"'
+    entries = list(placement.entries.values())
+    page = entries[offset:] if limit is None else entries[offset:offset + limit]
     return HoursOut(placement_id=placement.id, version=placement.version,
-                    entries=[HourEntryOut.of(e) for e in placement.entries.values()])
+                    total=len(entries), entries=[HourEntryOut.of(e) for e in page])
 
 
 @router.post("/placements/{placement_id}/hours/{entry_id}/approve",
