@@ -20,6 +20,9 @@ from dataclasses import dataclass
 @dataclass
 class CommandScope:
     base: str
+    may_be_recorded: bool = True
+    """False for a request's first attempt: its keys are new, so looking them up before
+    each command can be skipped (a concurrent duplicate is still caught on save)."""
     issued: int = 0
 
     def next_key(self) -> str:
@@ -32,10 +35,11 @@ CURRENT: ContextVar[CommandScope | None] = ContextVar("wbl_command_scope", defau
 
 
 @contextmanager
-def keyed_commands(*parts: str) -> Iterator[CommandScope]:
+def keyed_commands(*parts: str, may_be_recorded: bool = True) -> Iterator[CommandScope]:
     """Commands run inside take keys derived from ``parts`` (actor, Idempotency-Key, request
     hash, claim): the same parts give the same keys, so a retry meets its first attempt."""
-    scope = CommandScope(hashlib.sha256("\0".join(parts).encode()).hexdigest())
+    scope = CommandScope(hashlib.sha256("\0".join(parts).encode()).hexdigest(),
+                         may_be_recorded)
     token = CURRENT.set(scope)
     try:
         yield scope

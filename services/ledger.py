@@ -84,7 +84,7 @@ def command(method: C) -> C:
         if scope is None or getattr(self._local, "unit", None) is not None:
             return method(self, *args, **kwargs)
         key = scope.next_key()
-        done = recorded_command(self.recorder, key)
+        done = recorded_command(self.recorder, key) if scope.may_be_recorded else None
         if done is not None:
             log.info("command already recorded: answered from the command log",
                      extra={"command": method.__name__, "command_key": key[:12]})

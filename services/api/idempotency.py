@@ -70,6 +70,9 @@ class Claim:
     outcome: str  # "run" | "replay" | "mismatch" | "pending"
     row_id: int | None = None
     stored: Stored | None = None
+    taken_over: bool = False
+    """The row existed (a retry after a 5xx, or a dead process's key): its commands may
+    already be recorded. A fresh row's command keys are new and need no look-up."""
 
 
 def _now() -> datetime:
@@ -125,7 +128,8 @@ def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: time
             taken = conn.execute(update(idempotency).where(and_(
                 idempotency.c.id == row.id, idempotency.c.created_at == row.created_at,
             )).values(state="pending", created_at=now)).rowcount
-            return Claim("run", row_id=row.id) if taken == 1 else Claim("pending")
+            return (Claim("run", row_id=row.id, taken_over=True) if taken == 1
+                    else Claim("pending"))
     if row.state != "done":
         return Claim("pending")
     return Claim("replay", stored=Stored(row.status, json.loads(row.headers), row.body))
@@ -255,7 +259,8 @@ class Idempotency:
 
         assert outcome.row_id is not None
         # The ledger commands the request runs take keys derived from these (command_keys).
-        with keyed_commands(actor.id, key, request_hash, str(outcome.row_id)):
+        with keyed_commands(actor.id, key, request_hash, str(outcome.row_id),
+                            may_be_recorded=outcome.taken_over):
             await self._run_and_store(scope, body, send, engine, outcome.row_id)
 
     async def _run_and_store(self, scope: Scope, body: bytes, send: Send, engine: Engine,

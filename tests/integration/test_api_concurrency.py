@@ -25,7 +25,7 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from infra.broker import free_port
 from infra.settings import Settings
@@ -119,6 +119,13 @@ def test_a_command_whose_answer_was_lost_is_answered_not_run_again(live: World) 
     assert first.status_code == 201, first.text
     after_first = live.position
     engine = live.api_engine  # type: ignore[attr-defined]
+    row = idempotency.c.idempotency_key == key
+    deadline = time.monotonic() + 10
+    with engine.connect() as conn:  # the answer is stored just after it is sent
+        while conn.execute(select(idempotency.c.state).where(row)).scalar() != "done":
+            assert time.monotonic() < deadline, "the first answer was never stored"
+            time.sleep(0.01)
+            conn.rollback()
     with engine.begin() as conn:  # as the dead process left it: pending, long ago
         conn.execute(update(idempotency).where(idempotency.c.idempotency_key == key).values(
             state="pending", status=None, headers=None, body=None,
