@@ -48,7 +48,7 @@ from domain.opportunity import Opportunity
 from domain.organisation import OrganisationSettings
 from domain.placement import Placement
 from domain.program import ApprenticeshipProgram
-from infra.command_log import CommandKey, recorded_command
+from infra.command_log import CommandKey, RecordedCommand, recorded_command
 from services import command_keys
 
 
@@ -88,8 +88,7 @@ def command(method: C) -> C:
         if done is not None:
             log.info("command already recorded: answered from the command log",
                      extra={"command": method.__name__, "command_key": key[:12]})
-            return CommandResult(done.aggregate_id, done.version, done.position,
-                                 done.created_id)
+            return CommandResult.recorded(done)
         self._local.command_key = key
         try:
             return method(self, *args, **kwargs)
@@ -99,8 +98,7 @@ def command(method: C) -> C:
             done = recorded_command(self.recorder, key)
             if done is None:
                 raise
-            return CommandResult(done.aggregate_id, done.version, done.position,
-                                 done.created_id)
+            return CommandResult.recorded(done)
         finally:
             self._local.command_key = None
 
@@ -139,6 +137,11 @@ class CommandResult:
     position: int
     created_id: str | None = None
     """The id of the hour entry, evaluation or credential the command created, if any."""
+
+    @classmethod
+    def recorded(cls, done: RecordedCommand) -> CommandResult:
+        """The result of a keyed command the store had already recorded."""
+        return cls(done.aggregate_id, done.version, done.position, done.created_id)
 
 
 @dataclass
@@ -268,8 +271,7 @@ class Ledger(Application[UUID]):
         except IntegrityError as error:
             done = recorded_command(self.recorder, key) if key is not None else None
             if done is not None:  # the same keyed command, run concurrently, won
-                return CommandResult(done.aggregate_id, done.version, done.position,
-                                     done.created_id)
+                return CommandResult.recorded(done)
             positions = self._positions_if_already_recorded(pending)
             if positions is None:
                 raise ConcurrentChange(

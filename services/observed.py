@@ -106,8 +106,8 @@ def keep_beating(engine: Engine, role: str, status: Callable[[], dict[str, Any]]
 
 
 def last_beats(engine: Engine) -> dict[str, tuple[float, dict[str, Any]]]:
-    """role -> (seconds since its last beat, its status)."""
-    heartbeat_metadata.create_all(engine)
+    """role -> (seconds since its last beat, its status). The table is made by whoever
+    observes or beats (their constructors), not on each read: this runs per /health."""
     now = time.time()
     with engine.connect() as conn:
         rows = conn.execute(select(worker_heartbeats)).all()
@@ -122,6 +122,7 @@ class ObservedWorkers:
         self.engine = engine
         self.topic = topic
         self.tracking = ledger.factory.tracking_recorder()
+        heartbeat_metadata.create_all(engine)
 
     def views(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         beats = last_beats(self.engine)
@@ -140,7 +141,3 @@ class ObservedWorkers:
             projector.update(in_process=False, last_beat_s=round(age, 1),
                              running=bool(projector.get("running")) and age < STALE_S)
         return relay, projector
-
-    def running(self) -> set[str]:
-        return {role for role, (age, status) in last_beats(self.engine).items()
-                if age < STALE_S and status.get("running")}

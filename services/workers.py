@@ -20,7 +20,7 @@ import time
 from sqlalchemy import Engine
 
 from infra.settings import Settings
-from services.observed import BEAT_S, last_beats
+from services.observed import BEAT_S, heartbeat_metadata, last_beats
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class Workers:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         assert settings.kafka_bootstrap_servers, "the children need the broker's address"
         self.engine = engine
+        heartbeat_metadata.create_all(engine)
         # The children read the same WBL_* environment; what `wbl run` took from its options
         # or started itself (the data folder, the local broker) is passed explicitly.
         self.env = dict(os.environ)
