@@ -107,6 +107,29 @@ class Settings(BaseSettings):
         "memory and brings up to date with the store's newer events, instead of replaying "
         "their whole history per command. 0 turns the cache off.",
     )
+    audit_checkpoint_topic: str = Field(
+        "wbl.audit-checkpoints.v1",
+        description="Topic the signed checkpoints of the audit trail's global chain head are "
+        "published on (decision 041).",
+    )
+    audit_checkpoint_every_events: int = Field(
+        1000, ge=1, description="The projector publishes a checkpoint once the audit trail's "
+        "global chain has grown by this many entries since the last one.",
+    )
+    audit_checkpoint_every_minutes: float = Field(
+        5.0, gt=0, description="... or once this long has passed since the last checkpoint "
+        "and the chain has grown at all.",
+    )
+    audit_signing_key: SecretStr | None = Field(
+        None,
+        description="Base64 32-byte Ed25519 private key that signs audit checkpoints. Unset: a "
+        "random key kept in WBL_DATA_DIR/audit-signing.key (mode 0600), embedded default only.",
+    )
+    audit_retired_public_keys: str | None = Field(
+        None,
+        description="Comma-separated public keys (base64url, the JWK `x`) of retired audit "
+        "signing keys: checkpoints they signed still verify after a rotation.",
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535,
         description="Prometheus port of the relay and projector roles (the API serves /metrics).",

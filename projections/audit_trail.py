@@ -265,8 +265,27 @@ def derive(event: Envelope, head: ChainHead | None) -> tuple[dict[str, Any], Cha
 @dataclass(frozen=True)
 class Problem:
     position: int | None
-    kind: str  # "altered", "dropped" or "reordered"
+    kind: str  # "altered", "dropped", "reordered" or "rewritten"
     detail: str
+    aggregate_type: str | None = None
+    aggregate_id: str | None = None
+    """The placement (or other aggregate) the entry belongs to, so an auditor knows
+    whose record to look at, not only a log position."""
+    event_type: str | None = None
+    since: int | None = None
+    """For "rewritten": the last position a signed checkpoint confirmed; the rewritten
+    entry lies after it, at or before ``position``."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A signed checkpoint's claim, kept outside the table: the global chain at
+    ``position`` covers ``count`` entries and ends in ``global_hash`` (decision 041)."""
+
+    position: int
+    global_hash: str
+    count: int
+    name: str
 
 
 @dataclass
@@ -275,6 +294,10 @@ class VerifyReport:
     chained: int = 0
     aggregates: int = 0
     problem: Problem | None = None
+    anchored: int = 0
+    """Signed checkpoints the global chain agreed with."""
+    anchored_position: int | None = None
+    """The highest position a signed checkpoint confirmed."""
 
     @property
     def ok(self) -> bool:
@@ -286,11 +309,27 @@ COMPARED = ("event_id", "aggregate_type", "aggregate_id", "aggregate_version", "
             "placement_id", "learner_id", "organisation_id", "summary", "reason", "chain_hash")
 
 
+def _named(row: Mapping[str, Any], event: Envelope | None, position: int | None, kind: str,
+           detail: str) -> Problem:
+    """A problem naming the entry's aggregate and event type: from its stored event when
+    that is readable, else from its columns."""
+    if event is not None:
+        return Problem(position, kind, detail, event.aggregate_type, event.aggregate_id,
+                       event.event_type)
+    return Problem(position, kind, detail, row.get("aggregate_type"), row.get("aggregate_id"),
+                   row.get("event_type"))
+
+
 def verify_rows(rows: Iterable[Mapping[str, Any]], global_head: Mapping[str, Any] | None,
-                chain_heads: Iterable[Mapping[str, Any]]) -> VerifyReport:
+                chain_heads: Iterable[Mapping[str, Any]],
+                anchors: Iterable[Anchor] = ()) -> VerifyReport:
     """Recompute both chains over ``rows`` (in position order) and re-derive every column;
-    stop at the first entry that was altered, dropped or reordered."""
+    stop at the first entry that was altered, dropped or reordered. With ``anchors``
+    (verified checkpoints), also compare the recomputed global chain with each: a trail
+    rewritten with every later hash recomputed is consistent with itself, not with them."""
     report = VerifyReport()
+    pending = sorted(anchors, key=lambda a: a.position)
+    confirmed = FIRST_POSITION - 1
     heads: dict[str, ChainHead] = {}
     expected_position = FIRST_POSITION
     global_hash = GENESIS
@@ -301,12 +340,13 @@ def verify_rows(rows: Iterable[Mapping[str, Any]], global_head: Mapping[str, Any
         try:
             event = envelope_of(row["event"])
         except (ValueError, KeyError, TypeError) as error:
-            report.problem = Problem(position, "altered", f"stored event unreadable: {error}")
+            report.problem = _named(row, None, position, "altered",
+                                    f"stored event unreadable: {error}")
             return report
         if event.position != position:
-            report.problem = Problem(position, "reordered",
-                                     f"entry at position {position} holds the event of "
-                                     f"position {event.position}")
+            report.problem = _named(row, event, position, "reordered",
+                                    f"entry at position {position} holds the event of "
+                                    f"position {event.position}")
             return report
         if position != expected_position and global_open:
             kind = "dropped" if position > expected_position else "reordered"
@@ -318,22 +358,24 @@ def verify_rows(rows: Iterable[Mapping[str, Any]], global_head: Mapping[str, Any
         last_version = head.version if head else 0
         if event.aggregate_version != last_version + 1:
             kind = "dropped" if event.aggregate_version > last_version + 1 else "reordered"
-            report.problem = Problem(position, kind,
-                                     f"{event.aggregate_id}: version {event.aggregate_version} "
-                                     f"follows version {last_version}")
+            report.problem = _named(row, event, position, kind,
+                                    f"{event.aggregate_id}: version {event.aggregate_version} "
+                                    f"follows version {last_version}")
             return report
         try:
             entry, new_head = derive(event, head)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            report.problem = Problem(position, "altered", f"stored event unreadable: {error!r}")
+            report.problem = _named(row, event, position, "altered",
+                                    f"stored event unreadable: {error!r}")
             return report
         if entry["event"] != row["event"]:
-            report.problem = Problem(position, "altered", "stored event is not canonical")
+            report.problem = _named(row, event, position, "altered",
+                                    "stored event is not canonical")
             return report
         for column in COMPARED:
             if _norm(entry[column]) != _norm(row[column]):
-                report.problem = Problem(position, "altered",
-                                         f"column {column} does not match the event and chain")
+                report.problem = _named(row, event, position, "altered",
+                                        f"column {column} does not match the event and chain")
                 return report
         heads[event.aggregate_id] = new_head
         stored_global = row["global_hash"]
@@ -342,16 +384,39 @@ def verify_rows(rows: Iterable[Mapping[str, Any]], global_head: Mapping[str, Any
         elif global_open:
             global_hash = chain(global_hash, entry["event"].encode("utf-8"))
             if stored_global != global_hash:
-                report.problem = Problem(position, "altered",
-                                         "global_hash does not match the global chain")
+                report.problem = _named(row, event, position, "altered",
+                                        "global_hash does not match the global chain")
                 return report
             report.chained += 1
             expected_position += 1
+            while pending and pending[0].position <= position:
+                anchor = pending.pop(0)
+                if anchor.position < position:
+                    continue  # a position the chain never reached (checked below)
+                if anchor.global_hash != global_hash or anchor.count != report.chained:
+                    report.problem = Problem(
+                        position, "rewritten",
+                        f"signed checkpoint {anchor.name} says the global chain at position "
+                        f"{position} covers {anchor.count} entries ending in "
+                        f"{anchor.global_hash}; the trail gives {report.chained} ending in "
+                        f"{global_hash}: an entry after position {confirmed} was rewritten "
+                        f"and the later hashes recomputed", since=confirmed)
+                    return report
+                report.anchored += 1
+                confirmed = position
+                report.anchored_position = position
         elif stored_global is not None:
-            report.problem = Problem(position, "altered",
-                                     "global_hash set after a gap in the global chain")
+            report.problem = _named(row, event, position, "altered",
+                                    "global_hash set after a gap in the global chain")
             return report
     report.aggregates = len(heads)
+    if pending:
+        anchor = pending[-1]
+        report.problem = Problem(expected_position, "dropped",
+                                 f"signed checkpoint {anchor.name} covers position "
+                                 f"{anchor.position}; the global chain ends at "
+                                 f"{expected_position - 1}", since=confirmed)
+        return report
     head_position = int(global_head["position"]) if global_head else FIRST_POSITION - 1
     head_hash = str(global_head["hash"]) if global_head else GENESIS
     if head_position != expected_position - 1 or head_hash != global_hash:
@@ -501,7 +566,8 @@ class AuditTrailProjection:
         aggregate_id: str | None = None, organisation_id: str | None = None,
         event_type: str | None = None, business_from: str | None = None,
         business_to: str | None = None, recorded_from: str | None = None,
-        recorded_to: str | None = None, limit: int = 100, offset: int = 0,
+        recorded_to: str | None = None, from_position: int | None = None,
+        to_position: int | None = None, limit: int = 100, offset: int = 0,
     ) -> list[AuditEntry]:
         e = self.tables.entry
         query = select(*(e.c[f] for f in AuditEntry.__dataclass_fields__)).order_by(e.c.position)
@@ -519,17 +585,39 @@ class AuditTrailProjection:
             query = query.where(e.c.recorded_at >= recorded_from)
         if recorded_to is not None:  # a date includes its whole day
             query = query.where(e.c.recorded_at < _day_after(recorded_to))
+        if from_position is not None:  # the range a checkpoint or a failed verify names
+            query = query.where(e.c.position >= from_position)
+        if to_position is not None:
+            query = query.where(e.c.position <= to_position)
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [AuditEntry(**r) for r in rows]
 
-    def verify(self, conn: Connection) -> VerifyReport:
+    def global_head(self, conn: Connection) -> tuple[int, str] | None:
+        """The last position chained globally and its hash (what a checkpoint signs)."""
+        t = self.tables
+        head = conn.execute(select(t.global_head.c.position, t.global_head.c.hash).where(
+            t.global_head.c.id == GLOBAL_HEAD_ID)).first()
+        return (int(head[0]), str(head[1])) if head is not None else None
+
+    def stored_between(self, conn: Connection, after: int, upto: int
+                       ) -> list[dict[str, Any]]:
+        """The stored entries of positions ``after + 1 .. upto``: what a checkpoint
+        mismatch is narrowed down to."""
+        e = self.tables.entry
+        rows = conn.execute(select(e.c.position, e.c.event, e.c.aggregate_type,
+                                   e.c.aggregate_id, e.c.event_type)
+                            .where(e.c.position > after, e.c.position <= upto)
+                            .order_by(e.c.position)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def verify(self, conn: Connection, anchors: Iterable[Anchor] = ()) -> VerifyReport:
         t = self.tables
         head = conn.execute(select(t.global_head).where(
             t.global_head.c.id == GLOBAL_HEAD_ID)).mappings().first()
         return verify_rows(
             _stream(conn, select(t.entry).order_by(t.entry.c.position)),
             dict(head) if head is not None else None,
-            _stream(conn, select(t.chain_head)))
+            _stream(conn, select(t.chain_head)), anchors)
 
 
 def _stream(conn: Connection, query: Any) -> Iterator[Mapping[str, Any]]:
