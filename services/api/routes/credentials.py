@@ -31,10 +31,12 @@ class IssueCredential(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "kind": "Fieldwork", "issuer": "Springfield District 42", "expires_on": None}]})
 
-    kind: CredentialKind
-    issuer: str = Field(min_length=1, max_length=300)
-    issued_on: Day | None = None
-    expires_on: Day | None = None
+    kind: CredentialKind = Field(description="The Open Badges 3.0 `achievementType`.")
+    issuer: str = Field(min_length=1, max_length=300,
+                        description="The issuing organisation's name, as signed.")
+    issued_on: Day | None = Field(None, description="Date of issue (default today).")
+    expires_on: Day | None = Field(None, description=(
+        "Date it lapses, after `issued_on`; none: never."))
 
 
 class CredentialOut(BaseModel):

@@ -35,10 +35,13 @@ class EvaluatePlacement(BaseModel):
 
     scores: dict[str, int] = Field(min_length=1, max_length=100,
                                    description="Rubric score 1 (beginning) to 4 (exemplary).")
-    evaluator_role: EvaluatorRole
-    stage: EvaluationStage = EvaluationStage.FINAL
-    comments: str = Field("", max_length=4000)
-    evaluated_on: Day | None = None
+    evaluator_role: EvaluatorRole = Field(description=(
+        "The capacity in which the caller evaluates (`self` for a learner's own)."))
+    stage: EvaluationStage = Field(EvaluationStage.FINAL, description=(
+        "`interim` or `final`; a credential needs a final evaluation."))
+    comments: str = Field("", max_length=4000, description="Free-text remarks.")
+    evaluated_on: Day | None = Field(None, description=(
+        "Business date of the evaluation (default today)."))
 
 
 class EvaluationOut(BaseModel):

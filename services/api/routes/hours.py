@@ -45,9 +45,11 @@ class LogHours(BaseModel):
         "start_time": "13:00", "end_time": "17:00", "allocations": {"Wiring": 240},
         "school_day": True}]})
 
-    work_date: Day
+    work_date: Day = Field(description=(
+        "The day worked or trained: not in the future, within the placement's dates."))
     minutes: int = Field(ge=1, le=1440, description="Whole minutes (hours are exact).")
-    kind: HourKind = HourKind.ON_THE_JOB
+    kind: HourKind = Field(HourKind.ON_THE_JOB, description=(
+        "On-the-job learning or related instruction, counted apart (29 CFR 29.5(b)(4))."))
     start_time: str | None = Clock
     end_time: str | None = Clock
     allocations: dict[str, int] | None = Field(
@@ -63,26 +65,26 @@ class CorrectHours(LogHours):
         "reason": "Logged 4 h, worked 3 h", "work_date": "2027-02-03", "minutes": 180,
         "kind": "on_the_job"}]})
 
-    reason: Text
+    reason: Text = Field(description="Why the entry is corrected.")
 
 
 class ApproveHours(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"approved_on": "2027-02-04"}]})
-    approved_on: Day | None = None
+    approved_on: Day | None = Field(None, description="Date of approval (default today).")
 
 
 class RejectHours(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reason": "Not on the worksite that day"}]})
-    reason: Text
-    rejected_on: Day | None = None
+    reason: Text = Field(description="Why the hours are rejected; the learner sees it.")
+    rejected_on: Day | None = Field(None, description="Date of rejection (default today).")
 
 
 class BulkItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    placement_id: UUID
-    entry_id: str = Field(min_length=1, max_length=100)
+    placement_id: UUID = Field(description="The placement of the entry.")
+    entry_id: str = Field(min_length=1, max_length=100, description="The pending entry to approve.")
     expected_version: int | None = Field(None, ge=0, description="As If-Match, per item.")
 
 
@@ -92,8 +94,9 @@ class BulkApprove(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"items": [
         {"placement_id": "5f0c3c1e-8d1e-4a53-9a3c-1f7d2b6c9e10",
          "entry_id": "a1f3d2c4-5b6e-4f70-8a9b-0c1d2e3f4a5b"}]}]})
-    items: list[BulkItem] = Field(min_length=1, max_length=200)
-    approved_on: Day | None = None
+    items: list[BulkItem] = Field(min_length=1, max_length=200, description=(
+        "The entries, each approved or refused on its own."))
+    approved_on: Day | None = Field(None, description="Date of approval (default today).")
 
 
 class BulkOutcome(BaseModel):

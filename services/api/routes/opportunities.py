@@ -54,27 +54,42 @@ class PostOpportunity(BaseModel):
         },
     )
 
-    organisation_id: str = Field(min_length=1, max_length=100)
-    title: str = Field(min_length=1, max_length=500)
-    employer_name: str = Field(min_length=1, max_length=500)
-    worksite: str = Field(min_length=1, max_length=500)
-    wbl_type: WBLType
-    pre_apprenticeship: bool = False
+    organisation_id: str = Field(min_length=1, max_length=100, description=(
+        "The organisation offering it: the coordinator's own."))
+    title: str = Field(min_length=1, max_length=500, description="The role as learners see it.")
+    employer_name: str = Field(min_length=1, max_length=500,
+                               description="The employer where the learner works.")
+    worksite: str = Field(min_length=1, max_length=500,
+                          description="Where the work happens (an address or a site name).")
+    wbl_type: WBLType = Field(description=(
+        "Work-based-learning type, the CEDS element 001499 option set states report by. "
+        "`Apprenticeship` placements must name a registered program."))
+    pre_apprenticeship: bool = Field(False, description=(
+        "A pre-apprenticeship: it may follow a program, and its approved on-the-job hours "
+        "may later count toward an apprenticeship whose program allows it."))
     occupation_code: str | None = Field(None, pattern=r"^\d{2}-\d{4}(\.\d{2})?$",
                                         description="O*NET-SOC code")
-    career_pathway: str | None = Field(None, max_length=200)
-    paid: bool = False
-    hourly_wage: Decimal | None = Field(None, max_digits=8, decimal_places=2)
-    capacity: int = Field(1, ge=1, le=10000)
-    starts_on: date
-    ends_on: date
-    minimum_age: int | None = Field(None, ge=12, le=99)
-    hazardous: bool = False
+    career_pathway: str | None = Field(None, max_length=200, description=(
+        "The career cluster or pathway it belongs to, for reports."))
+    paid: bool = Field(False, description=(
+        "Whether the learner is paid; if so, state `hourly_wage`."))
+    hourly_wage: Decimal | None = Field(None, max_digits=8, decimal_places=2, description=(
+        "Dollars per hour, exact to the cent; required above zero when paid, refused when "
+        "unpaid."))
+    capacity: int = Field(1, ge=1, le=10000, description="How many learners it is offered to.")
+    starts_on: date = Field(description=(
+        "First day; a placement's hours start no earlier, and ages are counted on it."))
+    ends_on: date = Field(description="Last day (not before `starts_on`); no hours after it.")
+    minimum_age: int | None = Field(None, ge=12, le=99, description=(
+        "Youngest age a learner may be on `starts_on`; at least 16 when hazardous."))
+    hazardous: bool = Field(False, description=(
+        "Work under an FLSA hazardous-occupations order: needs `minimum_age` of 16 or more."))
 
 
 class CloseOpportunity(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000, examples=["All places filled"])
+    reason: str = Field(min_length=1, max_length=1000, examples=["All places filled"],
+                        description="Why it stops taking matches (placements carry on).")
 
 
 class OpportunityOut(BaseModel):

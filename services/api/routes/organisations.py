@@ -63,9 +63,14 @@ class CreateOrganisation(BaseModel):
         "parent_id": "state-il"}]})
 
     id: Ident
-    name: str = Field(min_length=1, max_length=300)
-    kind: OrganisationKind
-    parent_id: Ident | None = None
+    name: str = Field(min_length=1, max_length=300, description=(
+        "The organisation's name as reports and credentials show it."))
+    kind: OrganisationKind = Field(description=(
+        "What it is: a state agency, district, school, employer, apprenticeship sponsor "
+        "or intermediary."))
+    parent_id: Ident | None = Field(None, description=(
+        "The organisation it belongs to (a school's district, a district's state agency); "
+        "already registered, or 422 `unknown-parent`."))
 
 
 class OrganisationOut(BaseModel):
@@ -83,7 +88,8 @@ class RegisterPerson(BaseModel):
         {"id": "lrn-7f3a9c", "role": "learner"}]})
 
     id: Ident
-    role: PersonRole  # type: ignore[valid-type]
+    role: PersonRole = Field(description=(  # type: ignore[valid-type]
+        "The role the person's tokens carry in this organisation."))
 
 
 class PersonOut(BaseModel):
@@ -96,8 +102,11 @@ class PersonOut(BaseModel):
 class SetChildLabourPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "policy": "flag", "reason": "Our work-experience program holds a WECEP exemption"}]})
-    policy: ChildLabourPolicy
-    reason: Text
+    policy: ChildLabourPolicy = Field(description=(
+        "What happens to hours beyond the FLSA limits for learners aged 14-15: `refuse` "
+        "(every organisation's default) keeps them out of the record; `flag` records them "
+        "with the breached limits named, for an exemption the ledger cannot see (e.g. WECEP)."))
+    reason: Text = Field(description="Why the organisation chose this policy (kept for auditors).")
 
 
 def _now() -> datetime:

@@ -46,47 +46,59 @@ class MatchLearner(BaseModel):
         "opportunity_id": "0b6f8f9e-3c55-4b8e-9a51-4e1f2d3c4b5a", "learner_id": "lrn-7f3a9c",
         "supervisor_id": "sup-2b81", "learner_born_on": "2009-04-17"})
 
-    opportunity_id: UUID
+    opportunity_id: UUID = Field(description=(
+        "The open opportunity, of the coordinator's organisation; its dates become the "
+        "placement's."))
     learner_id: Ident
     supervisor_id: Ident
-    learner_born_on: Day
-    program_id: UUID | None = None
-    matched_on: Day | None = None
+    learner_born_on: Day = Field(description=(
+        "Checked against the opportunity's minimum age and kept sealed for the child-labour "
+        "rules; never recorded in an event (decisions 011, 038)."))
+    program_id: UUID | None = Field(None, description=(
+        "The registered program followed: required for an apprenticeship, allowed for a "
+        "pre-apprenticeship, refused otherwise."))
+    matched_on: Day | None = Field(None, description="Business date of the match (default today).")
 
 
 class SignAgreement(BaseModel):
     model_config = _forbid({"party": "learner", "signed_on": "2027-01-05"})
-    party: AgreementParty
-    signed_on: Day | None = None
+    party: AgreementParty = Field(description=(
+        "Who signs the training agreement; a guardian signs for a learner under 18."))
+    signed_on: Day | None = Field(None, description=(
+        "Business date of the signature (default today)."))
 
 
 class StartPlacement(BaseModel):
     model_config = _forbid({"started_on": "2027-01-11"})
-    started_on: Day | None = None
+    started_on: Day | None = Field(None, description=(
+        "First day worked (default today); no hours before it."))
 
 
 class ChangeStatus(BaseModel):
     model_config = _forbid({"reason": "Worksite closed for renovation"})
-    reason: Text
+    reason: Text = Field(description="Why the placement is suspended or reinstated.")
     on: Day | None = Field(None, description="Business date of the change (default today).")
 
 
 class WithdrawPlacement(BaseModel):
     model_config = _forbid({"reason": "Moved out of district", "during_probation": False})
-    reason: Text
-    during_probation: bool = False
-    withdrawn_on: Day | None = None
+    reason: Text = Field(description="Why the placement ended early.")
+    during_probation: bool = Field(False, description=(
+        "Withdrawn within the probationary period (reported apart, 29 CFR 29.5(b)(8))."))
+    withdrawn_on: Day | None = Field(None, description=(
+        "Business date of the withdrawal (default today)."))
 
 
 class CompletePlacement(BaseModel):
     model_config = _forbid({"completed_on": "2027-05-21"})
-    completed_on: Day | None = None
+    completed_on: Day | None = Field(None, description=(
+        "Business date of completion (default today)."))
 
 
 class SignOffCompetency(BaseModel):
     model_config = _forbid({"competency": "Reads electrical schematics"})
-    competency: Text
-    signed_off_on: Day | None = None
+    competency: Text = Field(description="A competency of the placement's program, by its name.")
+    signed_off_on: Day | None = Field(None, description="Date it was shown (default today).")
 
 
 class GrantPriorLearningCredit(BaseModel):
@@ -94,16 +106,21 @@ class GrantPriorLearningCredit(BaseModel):
 
     model_config = _forbid({"minutes": 6000, "basis": "prior_experience",
                             "work_process": "Wiring"})
-    minutes: int = Field(ge=1, le=10_000_000)
-    basis: CreditBasis
-    work_process: str | None = Field(None, min_length=1, max_length=200)
-    granted_on: Day | None = None
+    minutes: int = Field(ge=1, le=10_000_000, description=(
+        "On-the-job minutes credited; all credit together stays within the requirement."))
+    basis: CreditBasis = Field(description=(
+        "Why the minutes are credited without being logged here."))
+    work_process: str | None = Field(None, min_length=1, max_length=200, description=(
+        "The program's work process credited, if one."))
+    granted_on: Day | None = Field(None, description="Business date of the credit (default today).")
 
 
 class CreditPreApprenticeship(BaseModel):
     model_config = _forbid({"source_placement_id": "7a1d0c2e-9b8f-4e6d-8c5b-3a2f1e0d9c8b"})
-    source_placement_id: UUID
-    granted_on: Day | None = None
+    source_placement_id: UUID = Field(description=(
+        "The same learner's completed pre-apprenticeship placement whose approved "
+        "on-the-job minutes are credited (each source once)."))
+    granted_on: Day | None = Field(None, description="Business date of the credit (default today).")
 
 
 class PlacementOut(BaseModel):

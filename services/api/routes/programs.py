@@ -29,8 +29,10 @@ router = APIRouter(prefix="/programs", tags=["apprenticeship programs"],
 
 class WageStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    after_hours: int = Field(ge=0, le=100_000)
-    hourly_wage: Decimal = Field(gt=0, max_digits=8, decimal_places=2)
+    after_hours: int = Field(ge=0, le=100_000, description=(
+        "On-the-job hours after which this step's wage applies."))
+    hourly_wage: Decimal = Field(gt=0, max_digits=8, decimal_places=2,
+                                 description="Dollars per hour from that point.")
 
 
 class DefineProgram(BaseModel):
@@ -47,17 +49,30 @@ class DefineProgram(BaseModel):
                           {"after_hours": 2000, "hourly_wage": "21.50"}]}]})
 
     sponsor_id: Ident
-    sponsor_name: str = Field(min_length=1, max_length=300)
-    title: str = Field(min_length=1, max_length=300)
-    rapids_code: str = Field(min_length=1, max_length=20)
-    onet_code: str = Field("", max_length=20)
-    approach: Approach
-    ojl_hours: int = Field(ge=0, le=100_000)
-    related_instruction_hours_per_year: int = Field(144, ge=0, le=10_000)
-    work_processes: dict[str, int] = Field(min_length=1, max_length=100)
-    competencies: list[str] = Field([], max_length=500)
-    wage_schedule: list[WageStep] = Field([], max_length=100)
-    pre_apprenticeship_hours_count: bool = False
+    sponsor_name: str = Field(min_length=1, max_length=300,
+                              description="The sponsor's name as registered.")
+    title: str = Field(min_length=1, max_length=300, description="The occupation's title.")
+    rapids_code: str = Field(min_length=1, max_length=20,
+                             description="The occupation's RAPIDS code (29 CFR 29).")
+    onet_code: str = Field("", max_length=20, description="The O*NET-SOC code, if known.")
+    approach: Approach = Field(description=(
+        "How progress is measured (29 CFR 29.5(b)(2)): by hours, by competencies shown, "
+        "or both."))
+    ojl_hours: int = Field(ge=0, le=100_000, description=(
+        "On-the-job learning hours the term requires: at least 2,000 when time-based; "
+        "the work processes' targets add up to it."))
+    related_instruction_hours_per_year: int = Field(144, ge=0, le=10_000, description=(
+        "Hours of related (classroom) instruction a year; 144 is the norm."))
+    work_processes: dict[str, int] = Field(min_length=1, max_length=100, description=(
+        "Target on-the-job hours per work process (29 CFR 29.5(b)(3)); hours logged are "
+        "allocated to these names."))
+    competencies: list[str] = Field([], max_length=500, description=(
+        "Competencies to demonstrate, each named once; required unless time-based."))
+    wage_schedule: list[WageStep] = Field([], max_length=100, description=(
+        "The progressively rising wage steps."))
+    pre_apprenticeship_hours_count: bool = Field(False, description=(
+        "Whether approved on-the-job hours of a completed pre-apprenticeship may be "
+        "credited toward this program."))
 
 
 class ProgramOut(BaseModel):
