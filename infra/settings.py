@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     relay_idle_sleep_ms: int = Field(
         50, ge=1, description="How long the relay sleeps when the store has nothing new."
     )
+    relay_batch_log: Path | None = Field(
+        None, description="Test aid: a file the relay appends one line per published batch "
+        "to (pid, start, end, first and last position), to show no two relays overlap.",
+    )
     projector_poll_timeout_ms: int = Field(200, ge=1, description="Projector poll timeout.")
     projector_max_batch: int = Field(
         5000, ge=1, description="Most records the projector applies in one transaction when "

@@ -17,7 +17,7 @@ from services.commands_report import app as report_app
 from services.commands_research import replay_command, research_app
 from services.observed import keep_beating, projector_view, relay_view
 from services.runtime import Runtime
-from services.workers import Workers
+from services.workers import Workers, bind_to_parent
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
                   no_args_is_help=True, add_completion=False)
@@ -101,6 +101,8 @@ def _build_with_workers(settings: Settings) -> tuple[Runtime, Workers]:
     from infra.broker import LocalBroker
 
     broker = None
+    runtime: Runtime | None = None
+    workers: Workers | None = None
     if settings.kafka_bootstrap_servers is None:
         broker = LocalBroker(binary=settings.tansu_bin)
         broker.start()
@@ -118,7 +120,13 @@ def _build_with_workers(settings: Settings) -> tuple[Runtime, Workers]:
         workers = Workers(settings, runtime.engine)
         workers.start()
     except BaseException:
-        if broker is not None:
+        # Leave nothing behind: a child that did start (the relay, when the projector
+        # failed) must not keep running after `wbl run` gave up.
+        if workers is not None:
+            workers.stop()
+        if runtime is not None:
+            runtime.stop()  # stops the broker it was given
+        elif broker is not None:
             broker.stop()
         raise
     return runtime, workers
@@ -137,11 +145,14 @@ def api() -> None:
 
 
 def _run_worker(role: str) -> None:
-    settings = _settings()
-    runtime = _build(settings, relay=role == "relay", projector=role == "projector")
+    """One worker role. As a child of `wbl run` it binds itself to its parent first, before
+    the slow part of its start; then it waits for its lease (inside ``worker.run``)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bind_to_parent(stop)
+    settings = _settings()
+    runtime = _build(settings, relay=role == "relay", projector=role == "projector")
     worker = runtime.relay if role == "relay" else runtime.projector
     assert worker is not None
     # The API reads this process's state from its heartbeat (services/observed.py).

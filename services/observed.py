@@ -8,6 +8,13 @@ process writes a *heartbeat* every ``BEAT_S``: its status as `/health` shows it,
 beat is older than ``STALE_S`` is reported not running. The relay's lag is recomputed at
 read time from the store and the relay's tracking position, so it is current even between
 beats and while the relay is down.
+
+Only the process holding a worker's lease (``infra/leases.py``) beats for it: a second relay
+or projector waiting for the lease writes nothing, so `/health` reports the one that works,
+with its pid and host. Right after a start the relay may have to refill a topic that lost its
+events, and the projector does not know its lag before its first poll: their beats say so
+(``phase``) and the lag is what is still to do, never a 0 that only means "not known yet".
+The heartbeat table is made with every other table (``infra/schema.py``).
 """
 
 from __future__ import annotations
@@ -59,7 +66,8 @@ def relay_view(relay: Relay) -> dict[str, Any]:
     s = relay.status
     relay.refresh_stored_position()
     return {
-        "running": s.running, "connected": s.connected, "lag": s.lag,
+        "running": s.running and relay.lease.held, "phase": s.phase,
+        "lease": relay.lease.holder, "connected": s.connected, "lag": s.lag,
         "stored_position": s.stored_position, "acknowledged_position": s.acknowledged_position,
         "published_total": s.published_total, "refills": s.refills,
         "throughput_per_second": round(s.throughput(), 1), "errors_total": s.errors_total,
@@ -70,7 +78,8 @@ def relay_view(relay: Relay) -> dict[str, Any]:
 def projector_view(projector: Projector) -> dict[str, Any]:
     p = projector.status
     return {
-        "running": p.running, "connected": p.connected, "lag": p.lag,
+        "running": p.running and projector.lease.held, "phase": p.phase,
+        "lease": projector.lease.holder, "connected": p.connected, "lag": p.lag,
         "applied_total": p.applied_total, "duplicates_skipped": p.duplicates_skipped,
         "topic_resets": p.topic_resets, "last_error": p.last_error, "fatal": p.fatal,
         "projections": {name: {"lag": lag} for name, lag in projector.projection_lags().items()},
@@ -86,8 +95,8 @@ def beat(engine: Engine, role: str, status: dict[str, Any]) -> None:
 
 def keep_beating(engine: Engine, role: str, status: Callable[[], dict[str, Any]],
                  stop: threading.Event) -> threading.Thread:
-    """Beat until ``stop``; a failed beat (database briefly away) is logged and retried."""
-    heartbeat_metadata.create_all(engine)
+    """Beat until ``stop``; a failed beat (database briefly away) is logged and retried.
+    A worker waiting for its lease does not beat: the holder's beat is the one that counts."""
 
     def loop() -> None:
         running = False
@@ -95,10 +104,12 @@ def keep_beating(engine: Engine, role: str, status: Callable[[], dict[str, Any]]
             try:
                 view = status()
                 running = bool(view.get("running"))
-                beat(engine, role, view)
+                if view.get("phase") != "waiting_for_lease":
+                    beat(engine, role, view)
             except Exception as error:  # a missed beat shows as a stale one
                 log.warning("heartbeat not written", extra={"error": type(error).__name__})
-            stop.wait(BEAT_S if running else 0.1)  # the first running beat comes at once
+            # The first running beat comes at once; a refill is reported as it goes.
+            stop.wait(BEAT_S if running and view.get("phase") != "refilling" else 0.2)
 
     thread = threading.Thread(target=loop, name=f"{role}-heartbeat", daemon=True)
     thread.start()
@@ -106,12 +117,11 @@ def keep_beating(engine: Engine, role: str, status: Callable[[], dict[str, Any]]
 
 
 def last_beats(engine: Engine) -> dict[str, tuple[float, dict[str, Any]]]:
-    """role -> (seconds since its last beat, its status). The table is made by whoever
-    observes or beats (their constructors), not on each read: this runs per /health."""
+    """role -> (seconds since its last beat, its status, with the beating process's pid)."""
     now = time.time()
     with engine.connect() as conn:
         rows = conn.execute(select(worker_heartbeats)).all()
-    return {r.role: (now - r.beat_at, json.loads(r.status)) for r in rows}
+    return {r.role: (now - r.beat_at, {**json.loads(r.status), "pid": r.pid}) for r in rows}
 
 
 class ObservedWorkers:
@@ -122,7 +132,6 @@ class ObservedWorkers:
         self.engine = engine
         self.topic = topic
         self.tracking = ledger.factory.tracking_recorder()
-        heartbeat_metadata.create_all(engine)
 
     def views(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         beats = last_beats(self.engine)
@@ -130,9 +139,14 @@ class ObservedWorkers:
         if "relay" in beats:
             age, relay = beats["relay"]
             stored = self.ledger.recorder.max_notification_id() or 0
-            recorded = self.tracking.max_tracking_id(f"relay:{self.topic}") or 0
-            relay.update(stored_position=stored, acknowledged_position=recorded,
-                         lag=max(stored - recorded, 0))
+            if relay.get("phase") in ("starting", "refilling"):
+                # The recorded position says nothing about a topic being refilled: what is
+                # still to publish counts from where the refill is (its last beat).
+                done = int(relay.get("acknowledged_position") or 0)
+            else:
+                done = self.tracking.max_tracking_id(f"relay:{self.topic}") or 0
+            relay.update(stored_position=stored, acknowledged_position=done,
+                         lag=max(stored - done, 0))
             relay.update(in_process=False, last_beat_s=round(age, 1),
                          running=bool(relay.get("running")) and age < STALE_S)
         projector: dict[str, Any] | None = None

@@ -4,6 +4,9 @@ For each poll it opens one database transaction, applies every new event to ever
 projection, and moves its positions (partition offsets and per-aggregate versions)
 in that same transaction: a crash anywhere leaves read models and positions agreeing,
 and an event read twice changes nothing.
+
+One projector per consumer name runs at a time: it holds that consumer's lease
+(``infra/leases.py``) and a second one waits for it (docs/decisions/039).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from infra.consumer import (
     TopicReader,
     decide,
 )
+from infra.leases import Lease, LeaseLost
 from projections import apprenticeship_hours as hours_module
 from projections import audit_trail as audit_module
 from projections import opportunities as opportunities_module
@@ -86,6 +90,8 @@ VERSION_CACHE_LIMIT = 200_000
 @dataclass
 class ProjectorStatus:
     running: bool = False
+    phase: str = "stopped"
+    """waiting_for_lease, starting (lag not known yet), projecting."""
     connected: bool = False
     applied_total: int = 0
     duplicates_skipped: int = 0
@@ -119,6 +125,7 @@ class Projector:
         self.status = ProjectorStatus()
         self._versions: dict[str, int] = {}
         metadata.create_all(engine)
+        self.lease = Lease.for_engine(engine, f"projector:{consumer_name}:{topic}")
         self._legacy: list[str] | None = None
 
     def legacy_layouts(self) -> list[str]:
@@ -308,9 +315,18 @@ class Projector:
         gap_retried = False
         try:
             while not stop.is_set():
+                if not self.lease.held:
+                    self.status.phase = "waiting_for_lease"
+                    if not self.lease.acquire(stop):
+                        return
+                    log.info("projector lease acquired", extra={"lease": self.lease.name})
                 try:
                     self._session(stop)
                     backoff = 0.2
+                except LeaseLost as error:
+                    self.status.connected = False
+                    self.status.last_error = str(error)
+                    log.warning("projector lost its lease; waiting for it again")
                 except SequenceGap as error:
                     if gap_retried:
                         self.status.last_error = str(error)
@@ -331,10 +347,14 @@ class Projector:
                 else:
                     gap_retried = False
         finally:
+            self.lease.release()
             self.status.running = False
             self.status.connected = False
+            self.status.phase = "stopped"
 
     def _session(self, stop: threading.Event) -> None:
+        self.status.phase = "starting"
+        self.status.lag = None
         self._upgrade_layouts()
         admin = kafka_io.admin_client(self.bootstrap)
         try:
@@ -352,6 +372,7 @@ class Projector:
             self.status.connected = True
             next_layout_check = time.monotonic() + 5
             while not stop.is_set():
+                self.lease.check()
                 deliveries = reader.poll(self.poll_timeout_ms)
                 # Behind the topic end (a replay, a backlog), take what is already fetched
                 # into one transaction: fewer commits and each touched row written once.
@@ -365,6 +386,7 @@ class Projector:
                 if deliveries:
                     self.apply_batch(reader, deliveries)
                 self.status.lag = reader.lag()
+                self.status.phase = "projecting"
                 _check_not_recreated(reader)
                 if time.monotonic() >= next_layout_check:
                     found = consumer.partitions_for_topic(self.topic) or set()

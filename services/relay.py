@@ -10,11 +10,15 @@ version); it never skips one.
 Each time it connects it compares the topic with its recorded position: a topic
 holding less than the relay had published (a broker that lost its data, a topic
 re-created) is refilled from the first stored event (docs/decisions/003).
+
+Only one relay publishes a store's events at a time: each holds the store's relay lease
+(``infra/leases.py``) and a second one waits for it (docs/decisions/039).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -26,6 +30,7 @@ from kafka.errors import KafkaError
 
 from infra import kafka as kafka_io
 from infra.cloudevents import to_record
+from infra.leases import Lease, LeaseLost
 from infra.settings import Settings
 from services.ledger import Ledger
 
@@ -35,6 +40,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class RelayStatus:
     running: bool = False
+    phase: str = "stopped"
+    """waiting_for_lease, starting, refilling (republishing what the topic lost), publishing."""
+    resume_position: int = 0
+    """The position recorded before this start: refilling ends once the relay is back there."""
     connected: bool = False
     stored_position: int = 0
     acknowledged_position: int = 0
@@ -76,6 +85,7 @@ class Relay:
         self.tracking = ledger.factory.tracking_recorder()
         self.tracking_name = f"relay:{self.topic}"
         self.status = RelayStatus()
+        self.lease = Lease.for_settings(settings, self.tracking_name)
         self.tracked = 0
         self.refresh_stored_position()
 
@@ -113,6 +123,7 @@ class Relay:
         )
         if not notifications:
             return after
+        started = time.time()
         futures = []
         for notification in notifications:
             domain_event = self.ledger.mapper.to_domain_event(notification)
@@ -128,12 +139,24 @@ class Relay:
         for future in futures:
             future.get(timeout=30)  # raises if any record was not acknowledged
         last = notifications[-1].id
+        if self.settings.relay_batch_log is not None:
+            self._log_batch(started, notifications[0].id, last)
         if last > self.tracked:
             self.tracking.insert_tracking(Tracking(self.tracking_name, last))
             self.tracked = last
         self.status.acknowledged_position = last
         self.status.record_published(len(notifications))
+        if self.status.phase == "refilling" and last >= self.status.resume_position:
+            self.status.phase = "publishing"
         return last
+
+    def _log_batch(self, started: float, first: int, last: int) -> None:
+        """One line per acknowledged batch, in one append: which process published which
+        positions when (the fault tests check that no two relays overlap)."""
+        assert self.settings.relay_batch_log is not None
+        line = f"{os.getpid()} {started:.6f} {time.time():.6f} {first} {last}\n"
+        with self.settings.relay_batch_log.open("a") as out:
+            out.write(line)
 
     def publish_pending(self, producer: KafkaProducer, after: int) -> int:
         """Publish everything stored after ``after``; return the last position published."""
@@ -146,14 +169,23 @@ class Relay:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set; on broker trouble back off, reconnect and check."""
+        """Publish until ``stop`` is set, while holding the relay lease; on broker trouble back
+        off, reconnect and check; when the lease is lost, stop publishing and wait for it."""
         self.status.running = True
         backoff = 0.2
         try:
             while not stop.is_set():
+                if not self.lease.held:
+                    self.status.phase = "waiting_for_lease"
+                    if not self.lease.acquire(stop):
+                        return
+                    log.info("relay lease acquired", extra={"lease": self.lease.name})
                 try:
                     self._session(stop)
                     backoff = 0.2
+                except LeaseLost as error:
+                    self._error(error)
+                    log.warning("relay lost its lease; waiting for it again")
                 except kafka_io.TopicWouldLoseHistory as error:
                     self._error(error)
                     self.status.fatal = True
@@ -168,8 +200,10 @@ class Relay:
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
+            self.lease.release()
             self.status.running = False
             self.status.connected = False
+            self.status.phase = "stopped"
 
     def _error(self, error: BaseException) -> None:
         self.status.connected = False
@@ -178,6 +212,8 @@ class Relay:
         self.status.errors_total += 1
 
     def _session(self, stop: threading.Event) -> None:
+        self.status.phase = "starting"
+        self.status.resume_position = self.recorded_position()
         admin = kafka_io.admin_client(self.bootstrap)
         try:
             partitions = kafka_io.ensure_topic(admin, self.settings)
@@ -185,11 +221,13 @@ class Relay:
             admin.close()
         position = self.starting_position(partitions)
         self.status.acknowledged_position = position
+        self.status.phase = "refilling" if position < self.status.resume_position else "publishing"
         producer = kafka_io.producer(self.bootstrap)
         try:
             self.status.connected = True
             idle = self.settings.relay_idle_sleep_ms / 1000
             while not stop.is_set():
+                self.lease.check()
                 self.refresh_stored_position()
                 new_position = self.publish_batch(producer, position)
                 if new_position == position:

@@ -15,8 +15,10 @@ from sqlalchemy import Engine
 
 from infra import kafka as kafka_io
 from infra.broker import LocalBroker
-from infra.database import event_store_env, personal_data_vault, read_model_engine
+from infra.database import personal_data_vault, read_model_engine
+from infra.schema import store_env
 from infra.settings import Settings
+from services import audit_checkpoints
 from services.ledger import Ledger
 from services.observed import ObservedWorkers
 from services.projector import Projector
@@ -27,8 +29,11 @@ log = logging.getLogger(__name__)
 
 def build_ledger(settings: Settings) -> Ledger:
     """The ledger on the configured store, with the personal-data vault keeping the birth
-    dates that the child-labour rules need and the events must not hold."""
-    return Ledger(env=event_store_env(settings), birth_dates=personal_data_vault(settings))
+    dates that the child-labour rules need and the events must not hold.
+
+    Every table is set up first, once, under a lock (``infra/schema.py``): the API, the relay
+    and the projector may start at the same moment on a fresh database (decision 040)."""
+    return Ledger(env=store_env(settings), birth_dates=personal_data_vault(settings))
 
 
 @dataclass
@@ -78,6 +83,7 @@ class Runtime:
                 poll_timeout_ms=settings.projector_poll_timeout_ms,
                 max_batch=settings.projector_max_batch,
             )
+            audit_checkpoints.attach(runtime.projector, settings)
         return runtime
 
     def start(self) -> None:

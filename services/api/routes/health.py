@@ -1,11 +1,17 @@
-"""Health: is the store answering, is the relay keeping up, are the read models current."""
+"""Health: is the store answering, is the relay keeping up, are the read models current.
+
+The relay and the projector each report which process holds their lease (``lease``: pid,
+host, since when), what they are doing (``phase``: ``starting``, ``refilling``,
+``publishing`` / ``projecting``) and their lag: right after a start, the events still to
+publish or project, never a 0 that only means "not measured yet" (docs/decisions/039).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from services.api.deps import RuntimeDep
@@ -15,14 +21,19 @@ router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(examples=["ok", "degraded: relay"])
     store: dict[str, Any]
     broker: dict[str, Any]
     relay: dict[str, Any] | None
     projector: dict[str, Any] | None
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", response_model=Health, responses={503: {
+    "model": Health,
+    "description": "Degraded: the store does not answer, or the relay or the projector is not "
+                   "running (no fresh heartbeat from a lease holder) or stopped on a fatal error. "
+                   "The body says which, as in a 200 answer.",
+}})
 def health(runtime: RuntimeDep, response: Response) -> Health:
     problems = []
     store: dict[str, Any] = {"kind": "postgresql" if runtime.settings.uses_postgres else "sqlite"}
