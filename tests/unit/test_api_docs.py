@@ -15,10 +15,10 @@ from fastapi.routing import APIRoute
 
 from services.api import docs
 from services.api.app import create_app
-from services.api.authz import RULES, Rel, Target, endpoint_key
+from services.api.authz import ROLE_OF, RULES, Rel, Target, endpoint_key
 
-# Being redefined by another change (whether a date is a school day will come from the
-# school's calendar, not the client): their descriptions belong to that change.
+# Redefined by another change (whether a date is a school day comes from the school's
+# calendar, not the client): if they reappear in a request, describing them is that change's.
 NOT_YET_DESCRIBED = frozenset({"school_day", "school_week"})
 
 
@@ -85,6 +85,14 @@ def test_a_placement_outside_the_cell_is_404_in_the_matrix() -> None:
             assert "not-your-record" not in row
         else:
             assert "404" not in row
+
+
+def test_a_listed_role_never_gets_not_your_record_on_a_placement() -> None:
+    """docs/api.md says a role with a cell gets 404 or success on a placement, never 403
+    ``not-your-record``: true while each role has exactly one relation (a role with two,
+    say a sponsor that is also the organisation's coordinator, would need a new sentence)."""
+    roles = list(ROLE_OF.values())
+    assert len(roles) == len(set(roles))
 
 
 def test_role_cells_follow_the_rules() -> None:
