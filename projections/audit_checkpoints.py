@@ -128,6 +128,9 @@ class KeyRing:
         return {"keys": [public_jwk(k, "current" if kid == current else "retired")
                          for kid, k in self.keys.items()]}
 
+    def knows(self, checkpoint: Checkpoint) -> bool:
+        return checkpoint.kid in self.keys
+
     def refusal(self, checkpoint: Checkpoint) -> str | None:
         """Why ``checkpoint`` is not to be trusted, or None when its signature verifies."""
         key = self.keys.get(checkpoint.kid)

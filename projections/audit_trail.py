@@ -186,12 +186,16 @@ def summary(event: Envelope) -> str:
         return (f"Logged {_h(d['minutes'])} of {d['kind']} on {d['business_date']} "
                 f"(entry {d['entry_id']}){flagged}")
     if t == "HoursApproved":
-        return f"Approved hour entry {d['entry_id']}"
+        replaces = (f"; it replaces approved entry {d['replaces']}"
+                    if d.get("replaces") else "")
+        return f"Approved hour entry {d['entry_id']}{replaces}"
     if t == "HoursRejected":
         return f"Rejected hour entry {d['entry_id']}"
     if t == "HoursCorrected":
+        stands = (f"; approved entry {d['pending_over']} counts until it is approved"
+                  if d.get("pending_over") else "")
         return (f"Corrected hour entry {d['supersedes']}: replaced by entry {d['entry_id']}, "
-                f"{_h(d['minutes'])} of {d['kind']} on {d['business_date']}")
+                f"{_h(d['minutes'])} of {d['kind']} on {d['business_date']}{stands}")
     if t == "PlacementEvaluated":
         scores = ", ".join(f"{k} {v}" for k, v in sorted(d["scores"].items()))
         return f"{str(d['stage']).capitalize()} evaluation by {d['evaluator_role']}: {scores}"
@@ -221,6 +225,24 @@ def summary(event: Envelope) -> str:
                 f"count toward the learner's day")
     if t == "DayMinutesReleased":
         return f"Entry {d['entry_id']} no longer counts toward the learner's day"
+    if t == "LearnerWeekOpened":
+        return f"Opened learner {d['learner_id']}'s week of {d['business_date']}"
+    if t == "WeekMinutesClaimed":
+        return (f"{_h(d['minutes'])} of entry {d['entry_id']} (placement {d['placement_id']}) "
+                f"count toward the young learner's week")
+    if t == "WeekMinutesReleased":
+        return f"Entry {d['entry_id']} no longer counts toward the learner's week"
+    if t == "WorkExperienceAgreementRecorded":
+        return "Recorded a WECEP training agreement (29 CFR 570.36)"
+    if t == "SchoolCalendarOpened":
+        return f"Opened the school calendar of {d['organisation_id']}"
+    if t == "SchoolYearRecorded":
+        breaks = len(d.get("breaks") or [])
+        return (f"Recorded school year {d['school_year']}: {d['first_day']} to "
+                f"{d['last_day']}, {breaks} breaks")
+    if t == "SchoolDayExceptionRecorded":
+        what = "a school day" if d.get("school_day") else "not a school day"
+        return f"Recorded {d['day']} as {what}: {d['reason']}"
     if t == "ChildLabourPolicyChosen":
         return f"Chose child-labour policy {d['policy']} for {d['organisation_id']}"
     if t == "ChildLabourPolicyChanged":

@@ -3,11 +3,14 @@
 ``rebuild`` replays the topic from offset 0 into fresh tables while the live projector keeps
 serving, then swaps them in atomically; ``check`` does the same replay and compares the
 fresh tables with the live ones row by row (rebuilt == live), then drops them.
-``audit verify`` recomputes the audit trail's hash chains. See decisions 020 and 021.
+``audit verify`` recomputes the audit trail's hash chains and checks them against the signed
+checkpoints; ``audit checkpoint`` publishes one now; ``audit keys`` prints the public keys.
+See decisions 020, 021 and 041.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -16,8 +19,9 @@ from infra import kafka as kafka_io
 from infra import logs
 from infra.database import read_model_engine
 from infra.settings import Settings
-from projections.audit_trail import AuditTrailProjection
+from projections.audit_trail import Problem
 from projections.tables import metadata
+from services import audit_checkpoints
 from services.projector import PROJECTION_KINDS, Rebuild, RebuildResult
 
 projections_app = typer.Typer(help="Rebuild read models from the topic, or check them.",
@@ -106,23 +110,81 @@ def check(names: Names = None,
                f"({result.events_applied} events replayed in {result.seconds:.1f} s)")
 
 
+def _where(p: Problem) -> str:
+    """Where the entry is (``_whose`` adds whose record and which event)."""
+    return "a chain head" if p.position is None else f"position {p.position}"
+
+
+def _whose(p: Problem) -> str:
+    """The placement (or other aggregate) and the event type: a log position alone does
+    not tell an auditor whose record to look at."""
+    if p.aggregate_id is None:
+        return ""
+    kind = "placement" if p.aggregate_type == "Placement" else (p.aggregate_type or "aggregate")
+    return f" ({kind} {p.aggregate_id}, event {p.event_type})"
+
+
 @audit_app.command()
 def verify() -> None:
-    """Recompute the audit trail's chains; report the first altered, dropped or reordered
-    entry (exit code 1)."""
+    """Recompute the audit trail's chains and check them against the signed checkpoints on
+    WBL_AUDIT_CHECKPOINT_TOPIC; name the first altered, dropped, reordered or rewritten
+    entry (placement, event type, position) and exit with code 1."""
     settings = _settings()
     engine = read_model_engine(settings)
     try:
         metadata.create_all(engine)
-        with engine.connect() as conn:
-            report = AuditTrailProjection().verify(conn)
+        verdict = audit_checkpoints.verify_trail(settings, engine,
+                                                 settings.kafka_bootstrap_servers)
     finally:
         engine.dispose()
+    report = verdict.report
+    for refusal in verdict.refused:
+        typer.echo(f"REFUSED checkpoint: {refusal}")
+    for ignored in verdict.ignored:
+        typer.echo(f"ignored checkpoint: {ignored}", err=True)
     if report.problem is not None:
         p = report.problem
-        where = f"position {p.position}" if p.position is not None else "a chain head"
-        typer.echo(f"TAMPERED: entry at {where} was {p.kind}: {p.detail} "
+        typer.echo(f"TAMPERED: entry at {_where(p)} was {p.kind}{_whose(p)}: {p.detail} "
                    f"({report.entries} entries read)")
+    if verdict.checkpoints_read is None:
+        typer.echo("checkpoints not checked: set WBL_KAFKA_BOOTSTRAP_SERVERS to compare the "
+                   "trail with its signed checkpoints", err=True)
+    if not verdict.ok:
         raise typer.Exit(1)
+    anchored = (f"; {report.anchored} of {verdict.checkpoints_read} signed checkpoints agree"
+                f" (last at position {report.anchored_position})"
+                if verdict.checkpoints_read is not None else "")
     typer.echo(f"audit trail intact: {report.entries} entries, {report.chained} in the global "
-               f"chain, {report.aggregates} aggregate chains")
+               f"chain, {report.aggregates} aggregate chains{anchored}")
+
+
+@audit_app.command()
+def checkpoint() -> None:
+    """Sign the audit trail's global head now and publish it on WBL_AUDIT_CHECKPOINT_TOPIC
+    (the projector also does so every WBL_AUDIT_CHECKPOINT_EVERY_EVENTS events or
+    WBL_AUDIT_CHECKPOINT_EVERY_MINUTES minutes)."""
+    settings = _settings()
+    if not settings.kafka_bootstrap_servers:
+        typer.echo("Set WBL_KAFKA_BOOTSTRAP_SERVERS: checkpoints go to the running service's "
+                   "Kafka.", err=True)
+        raise typer.Exit(2)
+    engine = read_model_engine(settings)
+    try:
+        metadata.create_all(engine)
+        published = audit_checkpoints.publish_now(settings, settings.kafka_bootstrap_servers,
+                                                  engine)
+    finally:
+        engine.dispose()
+    if published is None:
+        typer.echo("the audit trail's global chain is empty: nothing to anchor yet")
+        return
+    typer.echo(published.to_json().decode("utf-8"))
+
+
+@audit_app.command()
+def keys() -> None:
+    """Print the public keys that verify checkpoints (JWK set: the signing key's and the
+    retired ones). Before a rotation, add the current key's `x` to
+    WBL_AUDIT_RETIRED_PUBLIC_KEYS so what it signed still verifies."""
+    settings = _settings()
+    typer.echo(json.dumps(audit_checkpoints.key_ring(settings).jwks(), indent=2))

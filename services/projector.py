@@ -58,6 +58,7 @@ from projections.envelope import Envelope
 from projections.opportunities import OpportunityProjection
 from projections.tables import applied_versions, consumer_positions, metadata, projection_swaps
 from projections.transcript import TranscriptProjection
+from services import audit_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +386,7 @@ class Projector:
                 reader.resets = 0
                 if deliveries:
                     self.apply_batch(reader, deliveries)
+                    audit_checkpoints.after_commit(self)  # signed head, decision 041
                 self.status.lag = reader.lag()
                 self.status.phase = "projecting"
                 _check_not_recreated(reader)

@@ -209,6 +209,7 @@ RULES: dict[str, Rule] = {
     "GET /apprenticeship-hours": scoped_query(C, SP, A, ADM),
     "GET /audit-trail": scoped_query(C, A, ADM),
     "GET /audit-trail/verify": rule(A, ADM),
+    "GET /audit-trail/checkpoint-keys": rule(ANY, note="public keys of the checkpoints"),
     # state reports and research exports (issue 7): auditors read reports, researchers
     # read only pseudonymised exports
     "GET /reports/state": rule(A, ADM, note="computed as of a cut-off, small cells suppressed"),

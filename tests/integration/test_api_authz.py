@@ -129,6 +129,8 @@ ENDPOINTS: dict[str, Request] = {
     "list_apprenticeship_hours": ("GET", lambda w: "/apprenticeship-hours", lambda w, a: None),
     "audit_trail": ("GET", lambda w: "/audit-trail", lambda w, a: None),
     "verify_audit_trail": ("GET", lambda w: "/audit-trail/verify", lambda w, a: None),
+    "audit_checkpoint_keys": ("GET", lambda w: "/audit-trail/checkpoint-keys",
+                              lambda w, a: None),
     # state reports and research exports (issue 7)
     "state_report": ("GET", lambda w: "/reports/state?period=2025-26&starts_on=2025-07-01"
                      "&ends_on=2026-06-30", lambda w, a: None),
@@ -179,6 +181,7 @@ KEYS: dict[str, str] = {
     "list_apprenticeship_hours": "GET /apprenticeship-hours",
     "audit_trail": "GET /audit-trail",
     "verify_audit_trail": "GET /audit-trail/verify",
+    "audit_checkpoint_keys": "GET /audit-trail/checkpoint-keys",
     "state_report": "GET /reports/state",
     "research_placements": "GET /research/placements",
     "research_learners": "GET /research/learners",
@@ -260,6 +263,7 @@ EXPECTED: dict[str, dict[str, object]] = {
                                          "auditor", "admin"}),
     "audit_trail": expect({"coord_a", "coord_b", "auditor", "admin"}),
     "verify_audit_trail": expect({"auditor", "admin"}),
+    "audit_checkpoint_keys": expect(ALL),
     "state_report": expect({"auditor", "admin"}),
     "research_placements": expect({"researcher", "admin"}),
     "research_learners": expect({"researcher", "admin"}),
