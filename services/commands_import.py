@@ -10,7 +10,8 @@ from uuid import UUID
 import typer
 
 from domain.actor import Actor, Role
-from infra.database import event_store_env, personal_data_vault
+from infra.database import personal_data_vault
+from infra.schema import store_env
 from infra.settings import Settings
 from services.importing import ImportKind, ImportMode, ImportOptions, import_file
 from services.ledger import Ledger
@@ -32,7 +33,7 @@ def import_command(
     ledger's own rules. Importing the same file again records nothing."""
     settings = Settings()
     vault = personal_data_vault(settings)
-    ledger = Ledger(env=event_store_env(settings), birth_dates=vault)
+    ledger = Ledger(env=store_env(settings), birth_dates=vault)
     try:
         result = import_file(
             ledger, vault,

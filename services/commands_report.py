@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from infra.database import event_store_env, personal_data_vault, read_model_engine
+from infra.database import personal_data_vault, read_model_engine
+from infra.schema import store_env
 from infra.settings import Settings
 from projections.state_report import ReportingPeriod, to_csv_rows
 from services.ledger import Ledger
@@ -43,7 +44,7 @@ def state(
 ) -> None:
     """Compute the state feed for PERIOD as of a cut-off (default: everything recorded)."""
     settings = Settings()
-    ledger = Ledger(env=event_store_env(settings))
+    ledger = Ledger(env=store_env(settings))
     engine = read_model_engine(settings)
     try:
         report = compute_state_report(

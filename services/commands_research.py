@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from infra.database import event_store_env, personal_data_vault
+from infra.database import personal_data_vault
+from infra.schema import store_env
 from infra.settings import Settings
 from services.ledger import Ledger
 from services.replay import ReplayBy, replay_into, sqlite_engine
@@ -37,7 +38,7 @@ def replay_command(
             raise typer.Exit(2)
         into.unlink()
     settings = Settings()
-    ledger = Ledger(env=event_store_env(settings))
+    ledger = Ledger(env=store_env(settings))
     engine = sqlite_engine(str(into))
     try:
         with Progress("[progress.description]{task.description}", BarColumn(),
@@ -65,7 +66,7 @@ def export(
 ) -> None:
     """Per-placement and per-learner facts, every person pseudonymised by a keyed hash."""
     settings = Settings()
-    ledger = Ledger(env=event_store_env(settings))
+    ledger = Ledger(env=store_env(settings))
     try:
         cutoff, _ = resolve_cutoff(ledger, position=position,
                                    as_of=datetime.fromisoformat(as_of) if as_of else None)
