@@ -15,7 +15,9 @@ aggregate's previous entry, which is in the same partition, earlier); its global
 filled in when every lower position has arrived ("chained when contiguous"), so the global
 chain is the same however the partitions interleave, and a rebuild gives the same bytes
 (decision 020). ``verify`` recomputes both chains from the stored canonical bytes and
-re-derives every column, and reports the first entry altered, dropped or reordered.
+re-derives every column, and reports the first entry altered, dropped or reordered; given
+anchors (signed checkpoints kept outside the table, decision 041) it also catches a rewrite
+that recomputed every later hash.
 """
 
 from __future__ import annotations
