@@ -108,8 +108,10 @@ def keep_beating(engine: Engine, role: str, status: Callable[[], dict[str, Any]]
                     beat(engine, role, view)
             except Exception as error:  # a missed beat shows as a stale one
                 log.warning("heartbeat not written", extra={"error": type(error).__name__})
-            # The first running beat comes at once; a refill is reported as it goes.
-            stop.wait(BEAT_S if running and view.get("phase") != "refilling" else 0.2)
+            # The first running beat comes at once, and a start or a refill is reported as
+            # it goes; a worker at work beats every BEAT_S.
+            steady = running and view.get("phase") in ("publishing", "projecting")
+            stop.wait(BEAT_S if steady else 0.2)
 
     thread = threading.Thread(target=loop, name=f"{role}-heartbeat", daemon=True)
     thread.start()

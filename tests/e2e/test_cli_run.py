@@ -31,8 +31,38 @@ OPPORTUNITY = {
 }
 
 
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of ``pid`` from /proc, or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def running(pid: int) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def children_of(pid: int) -> set[int]:
+    """The running children of ``pid``, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        stat = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None and stat[0] != "Z" and stat[1] == pid:
+            found.add(int(entry.name))
+    return found
+
+
+class WblRun(httpx.Client):
+    """An HTTP client of a running `wbl run`, knowing that process's pid."""
+
+    pid: int
+
+
 @contextmanager
-def wbl_run(data_dir: Path, port: int, log: Path) -> Iterator[httpx.Client]:
+def wbl_run(data_dir: Path, port: int, log: Path) -> Iterator[WblRun]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -44,7 +74,7 @@ def wbl_run(data_dir: Path, port: int, log: Path) -> Iterator[httpx.Client]:
         [sys.executable, "-m", "services.cli", "tokens", "create", "--data-dir", str(data_dir),
          "--actor-id", "coord-7", "--role", "coordinator", "--organisation", "district-7"],
         env=env, capture_output=True, text=True, check=True).stdout.strip()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+    client = WblRun(base_url=f"http://127.0.0.1:{port}", timeout=10,
                           headers={"Authorization": f"Bearer {token}"})
     try:
         deadline = time.monotonic() + 30
@@ -57,11 +87,15 @@ def wbl_run(data_dir: Path, port: int, log: Path) -> Iterator[httpx.Client]:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
+        client.pid = process.pid
         yield client
     finally:
         client.close()
+        children = children_of(process.pid)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
+        # No worker outlives `wbl run` (invariant 11), stopped in order here.
+        assert not [pid for pid in children if running(pid)], children
 
 
 def topic_event_ids(bootstrap: str, expected: int) -> set[str]:
@@ -118,6 +152,12 @@ def test_wbl_run_keeps_its_relay_and_projector_processes_running(tmp_path: Path)
         assert health["status"] == "ok", health
         assert health["relay"]["in_process"] is False and health["relay"]["running"]
         assert health["projector"]["in_process"] is False and health["projector"]["running"]
+        # /health names the lease holders: the children of this `wbl run`.
+        wbl_run_pid = api.pid
+        for role in ("relay", "projector"):
+            lease = health[role]["lease"]
+            assert lease["held"] and lease["host"] and lease["pid"] in children_of(wbl_run_pid)
+        assert health["relay"]["phase"] in ("starting", "publishing"), health["relay"]
         first = projector_pid()
         assert first != os.getpid()
 
