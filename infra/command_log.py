@@ -90,6 +90,15 @@ class SQLiteCommandLogRecorder(SQLiteApplicationRecorder):
         return RecordedCommand(UUID(row["aggregate_id"]), row["version"], row["pos"],
                                row["created_id"], datetime.fromisoformat(row["recorded_at"]))
 
+    def last_position_of(self, originator_id: UUID, at_most: int) -> int | None:
+        """The position of the aggregate's last event at or before ``at_most`` (None: it had
+        none yet). Read-your-writes for a query about one aggregate uses it."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT MAX(rowid) AS pos FROM {self.events_table_name} "
+                      "WHERE originator_id = ? AND rowid <= ?", (_hex(originator_id), at_most))
+            row = c.fetchone()
+        return None if row is None or row["pos"] is None else int(row["pos"])
+
     def forget_commands_before(self, moment: datetime) -> int:
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"DELETE FROM {TABLE} WHERE recorded_at < ?", (moment.isoformat(),))
@@ -136,6 +145,20 @@ class PostgresCommandLogRecorder(PostgresApplicationRecorder):
             return None
         return RecordedCommand(row["aggregate_id"], row["version"], row["pos"],
                                row["created_id"], row["recorded_at"])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def last_position_of(self, originator_id: UUID, at_most: int) -> int | None:
+        """The position of the aggregate's last event at or before ``at_most`` (None: it had
+        none yet). Read-your-writes for a query about one aggregate uses it."""
+        statement = SQL(
+            "SELECT MAX(notification_id) AS pos FROM {schema}.{events} "
+            "WHERE originator_id = %s AND notification_id <= %s"
+        ).format(schema=Identifier(self.datastore.schema),
+                 events=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (originator_id, at_most))
+            row = curs.fetchone()
+        return None if row is None or row["pos"] is None else int(row["pos"])
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def forget_commands_before(self, moment: datetime) -> int:

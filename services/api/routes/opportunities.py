@@ -23,7 +23,7 @@ from services.api.models import (
     accepted,
     expected_version,
 )
-from services.projector import wait_for_position
+from services.api.read_your_writes import read_your_writes
 
 router = APIRouter(prefix="/opportunities", tags=["opportunities"], responses=PROBLEM_RESPONSES)
 
@@ -146,6 +146,7 @@ def close_opportunity(
 def get_opportunity(
     opportunity_id: UUID,
     engine: EngineDep,
+    ledger: LedgerDep,
     settings: SettingsDep,
     response: Response,
     min_position: Annotated[
@@ -155,14 +156,8 @@ def get_opportunity(
                                 "as answered by a command: read your own writes."),
     ] = None,
 ) -> OpportunityOut:
-    if min_position is not None and not wait_for_position(
-        engine, str(opportunity_id), min_position, settings.read_wait_timeout_s
-    ):
-        raise ProblemError(
-            503, "read-model-behind", "The read model has not caught up yet",
-            f"Position {min_position} is not yet in the read model; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
+    read_your_writes(engine, ledger.recorder, settings.read_wait_timeout_s, min_position,
+                     str(opportunity_id))
     with engine.connect() as conn:
         view = OpportunityProjection.get(conn, str(opportunity_id))
     if view is None:

@@ -29,7 +29,7 @@ from projections.transcript import (
 from services.api.deps import ActorDep, EngineDep, RuntimeDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
-from services.projector import wait_for_event
+from services.api.read_your_writes import read_your_writes as wait
 
 router = APIRouter(tags=["transcripts"])
 
@@ -48,16 +48,10 @@ LearnerId = Annotated[str, Path(min_length=1, max_length=100)]
 
 def read_your_writes(runtime: Any, settings: Any, min_position: int | None,
                      aggregate_id: str | None = None) -> None:
-    """Wait for ``min_position`` (and its aggregate) to be projected, or answer 503."""
-    if min_position is None:
-        return
-    if not wait_for_event(runtime.engine, runtime.ledger.recorder, min_position,
-                          settings.read_wait_timeout_s, aggregate_id=aggregate_id):
-        raise ProblemError(
-            503, "read-model-behind", "The read model has not caught up yet",
-            f"Position {min_position} is not yet in the read models; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
+    """Wait for ``min_position`` (of ``aggregate_id`` when the query is about one), or
+    answer 503; see ``services.api.read_your_writes``."""
+    wait(runtime.engine, runtime.ledger.recorder, settings.read_wait_timeout_s, min_position,
+         aggregate_id)
 
 
 class EvaluationOut(BaseModel):
