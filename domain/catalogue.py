@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate, CommandMethodDecorator
 
+from domain.calendar import SchoolCalendar
 from domain.imports import ImportedFile
 from domain.learner_day import LearnerDay
+from domain.learner_week import LearnerWeek
 from domain.opportunity import Opportunity
 from domain.organisation import OrganisationSettings
 from domain.placement import Placement
@@ -27,7 +29,9 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     ApprenticeshipProgram,
     Placement,
     LearnerDay,
+    LearnerWeek,
     OrganisationSettings,
+    SchoolCalendar,
     ImportedFile,
 )
 

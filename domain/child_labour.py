@@ -5,14 +5,14 @@ school week, 8 hours on a non-school day and 40 hours in a non-school week, betw
 7 a.m. and 7 p.m. (9 p.m. from June 1 through Labor Day). Only on-the-job minutes are
 employment; related instruction is schooling and does not count.
 
-The limits are applied per placement: 570.35 binds each employer, and one placement is
-one employer's record, kept consistent by the Placement aggregate's own version check.
-The Work Experience and Career Exploration Program (570.36) and work-study (570.37)
-exemptions are not modelled; an organisation running them chooses ``FLAG`` so hours are
-recorded with a flag for review instead of refused.
+The limits concern the learner: they count the learner's on-the-job minutes across all of
+their placements (``domain.learner_week.LearnerWeek`` keeps them consistent). A placement
+under a Work Experience and Career Exploration Program agreement (570.36) allows 23 hours
+in a school week; work-study (570.37) is not modelled, and an organisation running it
+chooses ``FLAG`` so hours are recorded with a flag for review instead of refused.
 
-Whether a day or a week is a school day/week is an input of the log command: school
-calendars differ by district and the ledger does not keep them.
+Whether a day is a school day and a week a school week comes from the school's calendar
+(``domain.calendar``), never from the client.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from enum import StrEnum
 
 SCHOOL_DAY_LIMIT = 3 * 60
 SCHOOL_WEEK_LIMIT = 18 * 60
+WECEP_SCHOOL_WEEK_LIMIT = 23 * 60
+"""29 CFR 570.36: a learner in a Work Experience and Career Exploration Program may work up
+to 23 hours in a school week (and during school hours)."""
 NON_SCHOOL_DAY_LIMIT = 8 * 60
 NON_SCHOOL_WEEK_LIMIT = 40 * 60
 EARLIEST_START = time(7, 0)
@@ -81,6 +84,7 @@ def breaches(
     school_week: bool,
     other_minutes_that_day: int,
     other_minutes_that_week: int,
+    school_week_limit: int = SCHOOL_WEEK_LIMIT,
 ) -> list[Breach]:
     """Every 570.35 limit the new on-the-job minutes would break, in a stable order."""
     found: list[Breach] = []
@@ -92,9 +96,10 @@ def breaches(
     if not school_day and day_total > NON_SCHOOL_DAY_LIMIT:
         found.append(Breach("minor-non-school-day-limit",
                             f"{day_total} minutes on a non-school day; the limit is 8 hours."))
-    if school_week and week_total > SCHOOL_WEEK_LIMIT:
+    if school_week and week_total > school_week_limit:
         found.append(Breach("minor-school-week-limit",
-                            f"{week_total} minutes in a school week; the limit is 18 hours."))
+                            f"{week_total} minutes in a school week; the limit is "
+                            f"{school_week_limit // 60} hours."))
     if not school_week and week_total > NON_SCHOOL_WEEK_LIMIT:
         found.append(Breach("minor-non-school-week-limit",
                             f"{week_total} minutes in a non-school week; the limit is 40 hours."))

@@ -38,9 +38,13 @@ class EntryStatus(StrEnum):
 class HourEntry:
     """One block of time on one work date, as held inside a Placement.
 
-    ``status`` moves logged -> approved | rejected, and any of those -> superseded when a
-    correction replaces it. Only logged and approved entries are *active*: they count
-    toward the daily limits and take part in the overlap rule.
+    ``status`` moves logged -> approved | rejected. A correction of a logged entry makes it
+    superseded at once; of a rejected one, leaves it rejected (its minutes stay in the
+    rejected history) with ``superseded_by`` set; of an approved one, leaves it approved and
+    counted, with ``superseded_by`` naming the pending correction, until the correction is
+    approved (then superseded) or rejected (then it stands, correctable again). Only logged
+    and approved entries are *active*: they count toward the daily limits and take part in
+    the overlap rule.
     """
 
     entry_id: str
@@ -57,6 +61,9 @@ class HourEntry:
     supersedes: str | None = None
     superseded_by: str | None = None
     child_labour_flags: list[str] = field(default_factory=list)
+    pending_over: str | None = None
+    """For a correction awaiting approval: the approved entry that stays counted until the
+    correction is approved (then it is superseded) or rejected (then it stands)."""
 
     @property
     def active(self) -> bool:

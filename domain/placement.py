@@ -38,6 +38,7 @@ from domain.hours import (
     parse_clock,
     parse_kind,
 )
+from domain.learner_week import LearnerWeek
 from domain.opportunity import Opportunity, WBLType
 from domain.program import ApprenticeshipProgram, Approach
 
@@ -329,6 +330,10 @@ class Placement(Aggregate):
         self.withdrawn_during_probation: bool | None = None
         self.completed_on: date | None = None
 
+    work_experience_agreement_on: date | None = None
+    """Set when a WECEP training agreement (29 CFR 570.36) is recorded on the placement;
+    a class default so placements matched before the event existed read as without one."""
+
     # -- agreement and start ----------------------------------------------------------
 
     @property
@@ -442,15 +447,20 @@ class Placement(Aggregate):
         allocations: Mapping[str, int] | None = None,
         school_day: bool = False,
         school_week: bool | None = None,
+        calendar_missing: bool = False,
         today: date,
         learner_born_on: date | None,
         policy: ChildLabourPolicy = ChildLabourPolicy.REFUSE,
+        learner_week: LearnerWeek | None = None,
         entry_id: str | None = None,
     ) -> str:
         """Check a new entry against every rule within this placement; return its id.
 
         ``learner_born_on`` comes from the personal-data vault, for the child-labour rules
         only; it is never recorded (the events know only that the learner is a minor).
+        ``school_day``/``school_week``/``calendar_missing`` are the school calendar's answer
+        for the work date (the ledger asks ``domain.calendar.SchoolCalendar``; never the
+        client). ``learner_week`` holds the learner's other placements' minutes that week.
 
         The 24-hours-a-day limit across all of the learner's placements is not checked
         here: see :class:`domain.learner_day.LearnerDay`.
@@ -460,9 +470,11 @@ class Placement(Aggregate):
         entry = self._new_entry(
             actor=actor, work_date=work_date, minutes=minutes, kind=kind, start_time=start_time,
             end_time=end_time, allocations=allocations, school_day=school_day,
-            school_week=school_week, today=today, entry_id=entry_id, replacing=None,
+            school_week=school_week, today=today, entry_id=entry_id, replacing=(),
         )
-        flags = self._child_labour_flags(entry, policy, learner_born_on, replacing=None)
+        flags = self._child_labour_flags(entry, policy, learner_born_on, replacing=(),
+                                         learner_week=learner_week,
+                                         calendar_missing=calendar_missing)
         self._hours_logged(
             actor_id=actor.id, actor_role=str(actor.role), business_date=entry.work_date,
             entry_id=entry.entry_id, minutes=entry.minutes, kind=entry.kind.value,
@@ -491,14 +503,40 @@ class Placement(Aggregate):
         entry = self._pending_entry_for_review(actor, entry_id, "approve")
         _not_in_future(approved_on, today, "approved_on")
         self._hours_approved(actor_id=actor.id, actor_role=str(actor.role),
-                             business_date=approved_on, entry_id=entry.entry_id)
+                             business_date=approved_on, entry_id=entry.entry_id,
+                             replaces=entry.pending_over)
 
-    @event("HoursApproved")
+    class HoursApproved(Aggregate.Event):
+        """The supervisor confirmed an entry; since version 2, ``replaces`` names the
+        approved entry this confirmed correction takes the place of (it stops counting now,
+        not when the correction was logged)."""
+
+        actor_id: str
+        actor_role: str
+        business_date: date
+        entry_id: str
+        replaces: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 predates corrections that wait for approval: none replaced one."""
+            state["replaces"] = None
+
+    @event(HoursApproved)
     def _hours_approved(self, *, actor_id: str, actor_role: str, business_date: date,
-                        entry_id: str) -> None:
+                        entry_id: str, replaces: str | None) -> None:
         """The worksite supervisor confirmed an entry; its minutes now count toward the
-        learner's approved hours (29 CFR 29.5(b)(6) records of hours of work)."""
+        learner's approved hours (29 CFR 29.5(b)(6) records of hours of work). When it
+        corrects an approved entry, that one is superseded now."""
         self.entries[entry_id].status = EntryStatus.APPROVED
+        if replaces is not None:
+            self.entries[replaces].status = EntryStatus.SUPERSEDED
+
+    def entry_replaced_on_approval(self, entry_id: str) -> str | None:
+        """The approved entry that approving ``entry_id`` would supersede, if any."""
+        return self.entry(entry_id).pending_over
 
     def reject_hours(self, *, actor: Actor, entry_id: str, reason: str, rejected_on: date,
                      today: date) -> None:
@@ -513,8 +551,12 @@ class Placement(Aggregate):
     def _hours_rejected(self, *, actor_id: str, actor_role: str, business_date: date,
                         entry_id: str, reason: str) -> None:
         """The worksite supervisor refused an entry, with the reason; the minutes no longer
-        count anywhere, and a correction may replace the entry."""
-        self.entries[entry_id].status = EntryStatus.REJECTED
+        count anywhere, and a correction may replace the entry. A rejected correction of an
+        approved entry leaves that entry standing (and correctable again)."""
+        entry = self.entries[entry_id]
+        entry.status = EntryStatus.REJECTED
+        if entry.pending_over is not None:
+            self.entries[entry.pending_over].superseded_by = None
 
     def correct_hours(
         self,
@@ -530,61 +572,129 @@ class Placement(Aggregate):
         allocations: Mapping[str, int] | None = None,
         school_day: bool = False,
         school_week: bool | None = None,
+        calendar_missing: bool = False,
         today: date,
         learner_born_on: date | None,
         policy: ChildLabourPolicy = ChildLabourPolicy.REFUSE,
+        learner_week: LearnerWeek | None = None,
         new_entry_id: str | None = None,
     ) -> str:
         """Replace an entry by a new one that refers to it; return the new entry's id.
 
-        The old entry is never edited: it becomes *superseded* and stays in history. An
-        entry is superseded at most once; two concurrent corrections of the same entry
-        both read the same version of the placement and the store refuses the second.
+        The old entry is never edited. An approved hour never silently changes: correcting
+        an approved entry leaves it approved and counted until a supervisor approves the
+        correction (then it is superseded) or rejects it (then it stands). A logged entry is
+        superseded at once; a rejected one stays rejected, in the history of rejected
+        minutes. An entry is corrected at most once at a time; two concurrent corrections
+        of the same entry both read the same version and the store refuses the second.
         """
         self._require({PlacementStatus.ACTIVE, PlacementStatus.SUSPENDED}, "correct hours")
         self._require_party(actor)
         old = self.entry(entry_id)
-        if old.status is EntryStatus.SUPERSEDED:
+        if old.status is EntryStatus.SUPERSEDED or old.superseded_by is not None:
             raise WrongState(
                 f"Entry {entry_id} was already corrected by {old.superseded_by}; correct that "
                 "one instead.", code="entry-superseded", field="entry_id",
             )
         reason = _reason(reason)
+        pending_over = old.entry_id if old.status is EntryStatus.APPROVED else (
+            old.pending_over if old.status is EntryStatus.LOGGED else None)
+        replacing = (old,) if pending_over in (None, old.entry_id) else (
+            old, self.entries[pending_over])
         entry = self._new_entry(
             actor=actor, work_date=work_date, minutes=minutes, kind=kind, start_time=start_time,
             end_time=end_time, allocations=allocations, school_day=school_day,
-            school_week=school_week, today=today, entry_id=new_entry_id, replacing=old,
+            school_week=school_week, today=today, entry_id=new_entry_id, replacing=replacing,
         )
-        flags = self._child_labour_flags(entry, policy, learner_born_on, replacing=old)
+        flags = self._child_labour_flags(entry, policy, learner_born_on, replacing=replacing,
+                                         learner_week=learner_week,
+                                         calendar_missing=calendar_missing)
         self._hours_corrected(
             actor_id=actor.id, actor_role=str(actor.role), business_date=entry.work_date,
             entry_id=entry.entry_id, supersedes=old.entry_id, reason=reason,
             minutes=entry.minutes, kind=entry.kind.value,
             start_time=clock_text(entry.start_time), end_time=clock_text(entry.end_time),
             allocations=dict(entry.allocations), school_day=entry.school_day,
-            school_week=entry.school_week, child_labour_flags=flags,
+            school_week=entry.school_week, child_labour_flags=flags, pending_over=pending_over,
         )
         return entry.entry_id
 
-    @event("HoursCorrected")
+    class HoursCorrected(Aggregate.Event):
+        """A new entry replaces an earlier one (``supersedes``), with the reason. Since
+        version 2, ``pending_over`` names the approved entry that stays counted until this
+        correction is approved; version 1 corrections replaced entries at once."""
+
+        actor_id: str
+        actor_role: str
+        business_date: date
+        entry_id: str
+        supersedes: str
+        reason: str
+        minutes: int
+        kind: str
+        start_time: str | None
+        end_time: str | None
+        allocations: dict[str, int]
+        school_day: bool
+        school_week: bool
+        child_labour_flags: list[str]
+        pending_over: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 replaced the corrected entry at once: nothing stood pending."""
+            state["pending_over"] = None
+
+    @event(HoursCorrected)
     def _hours_corrected(self, *, actor_id: str, actor_role: str, business_date: date,
                          entry_id: str, supersedes: str, reason: str, minutes: int, kind: str,
                          start_time: str | None, end_time: str | None,
                          allocations: dict[str, int], school_day: bool, school_week: bool,
-                         child_labour_flags: list[str]) -> None:
+                         child_labour_flags: list[str], pending_over: str | None) -> None:
         """A new entry replaced an earlier one (``supersedes``), with the reason. The new
-        entry is pending approval; the earlier one is superseded and no longer counts, but
-        stays in history unchanged."""
+        entry is pending approval. An approved entry it corrects (``pending_over``) still
+        counts until then; a logged one is superseded now; a rejected one stays rejected.
+        Every earlier entry stays in history unchanged."""
         old = self.entries[supersedes]
-        old.status = EntryStatus.SUPERSEDED
         old.superseded_by = entry_id
+        if old.entry_id != pending_over and old.status is not EntryStatus.REJECTED:
+            old.status = EntryStatus.SUPERSEDED
+        if pending_over is not None:
+            self.entries[pending_over].superseded_by = entry_id
         self.entries[entry_id] = HourEntry(
             entry_id=entry_id, work_date=business_date, minutes=minutes, kind=HourKind(kind),
             start_time=parse_clock(start_time, "start_time"),
             end_time=parse_clock(end_time, "end_time"), allocations=dict(allocations),
             logged_by=actor_id, school_day=school_day, school_week=school_week,
             supersedes=supersedes, child_labour_flags=list(child_labour_flags),
+            pending_over=pending_over,
         )
+
+    # -- work experience and career exploration (29 CFR 570.36) -----------------------
+
+    def record_work_experience_agreement(self, *, actor: Actor, signed_on: date,
+                                         reason: str, today: date) -> None:
+        """A coordinator records that the placement is part of a Work Experience and Career
+        Exploration Program with its written training agreement: the learner may then work
+        up to 23 hours in a school week, and during school hours (570.36)."""
+        _require_coordinator(actor, self.organisation_id)
+        self._require({PlacementStatus.MATCHED, PlacementStatus.ACTIVE,
+                       PlacementStatus.SUSPENDED}, "record a WECEP agreement")
+        if self.work_experience_agreement_on is not None:
+            raise WrongState("A WECEP training agreement is already recorded.",
+                             code="agreement-already-recorded")
+        _not_in_future(signed_on, today, "signed_on")
+        self._work_experience_agreed(actor_id=actor.id, actor_role=str(actor.role),
+                                     business_date=signed_on, reason=_reason(reason))
+
+    @event("WorkExperienceAgreementRecorded")
+    def _work_experience_agreed(self, *, actor_id: str, actor_role: str, business_date: date,
+                                reason: str) -> None:
+        """The placement runs under a WECEP training agreement (29 CFR 570.36), signed on
+        ``business_date``: its minors' school-week limit is 23 hours."""
+        self.work_experience_agreement_on = business_date
 
     # -- evaluation, competencies, credentials -----------------------------------------
 
@@ -807,6 +917,13 @@ class Placement(Aggregate):
                     code="competencies-incomplete",
                 )
         if self.approach in (Approach.TIME_BASED, Approach.HYBRID):
+            pending = [e.entry_id for e in self.entries.values()
+                       if e.status is EntryStatus.LOGGED and e.pending_over is not None]
+            if pending:
+                raise WrongState(
+                    f"A correction of approved hours awaits the supervisor ({pending[0]}); "
+                    "the total is not final until it is approved or rejected.",
+                    code="correction-pending")
             counted = self.ojl_minutes_toward_requirement
             if counted < self.ojl_minutes_required:
                 raise RuleViolated(
@@ -1015,7 +1132,7 @@ class Placement(Aggregate):
         school_week: bool | None,
         today: date,
         entry_id: str | None,
-        replacing: HourEntry | None,
+        replacing: tuple[HourEntry, ...],
     ) -> HourEntry:
         parsed_kind = parse_kind(kind)
         start = parse_clock(start_time, "start_time")
@@ -1044,17 +1161,27 @@ class Placement(Aggregate):
             school_week=school_day if school_week is None else school_week,
         )
         for other in self.entries.values():
-            if other.active and other is not replacing and overlaps(entry, other):
+            if other.active and other not in replacing and overlaps(entry, other):
                 raise RuleViolated(
                     f"This entry overlaps entry {other.entry_id} on {work_date}.",
                     code="overlapping-entry", field="start_time",
                 )
         return entry
 
+    def child_labour_applies(self, work_date: date, kind: HourKind | str,
+                             learner_born_on: date | None) -> bool:
+        """Whether 29 CFR 570.35 binds an entry: on-the-job minutes of a learner still
+        under 16 on the work date (an unknown minor's birth date is refused later)."""
+        return (self.minor and learner_born_on is not None and kind == HourKind.ON_THE_JOB
+                and child_labour.limits_apply(birthday(learner_born_on, 16), work_date))
+
     def _child_labour_flags(self, entry: HourEntry, policy: ChildLabourPolicy,
-                            learner_born_on: date | None, replacing: HourEntry | None
+                            learner_born_on: date | None, replacing: tuple[HourEntry, ...],
+                            learner_week: LearnerWeek | None, calendar_missing: bool
                             ) -> list[str]:
-        """Apply 29 CFR 570.35 to on-the-job minutes of a learner under 16 on the work date."""
+        """Apply 29 CFR 570.35 to on-the-job minutes of a learner under 16 on the work date,
+        counting the learner's minutes in every placement: this one's entries, plus the
+        other placements' from ``learner_week`` (the ledger always passes it)."""
         if entry.kind is not HourKind.ON_THE_JOB or not self.minor:
             return []
         if learner_born_on is None:
@@ -1066,14 +1193,22 @@ class Placement(Aggregate):
             return []
         monday, sunday = child_labour.week_of(entry.work_date)
         others = [e for e in self.entries.values()
-                  if e.active and e is not replacing and e.kind is HourKind.ON_THE_JOB]
+                  if e.active and e not in replacing and e.kind is HourKind.ON_THE_JOB]
+        own_id = str(self.id)
+        elsewhere_day = 0 if learner_week is None else learner_week.minutes(
+            on=entry.work_date, other_than_placement=own_id)
+        elsewhere_week = 0 if learner_week is None else learner_week.minutes(
+            other_than_placement=own_id)
+        wecep = self.work_experience_agreement_on is not None
         found = child_labour.breaches(
             work_date=entry.work_date, minutes=entry.minutes, start_time=entry.start_time,
             end_time=entry.end_time, school_day=entry.school_day, school_week=entry.school_week,
-            other_minutes_that_day=sum(e.minutes for e in others
-                                       if e.work_date == entry.work_date),
-            other_minutes_that_week=sum(e.minutes for e in others
-                                        if monday <= e.work_date <= sunday),
+            other_minutes_that_day=elsewhere_day + sum(
+                e.minutes for e in others if e.work_date == entry.work_date),
+            other_minutes_that_week=elsewhere_week + sum(
+                e.minutes for e in others if monday <= e.work_date <= sunday),
+            school_week_limit=(child_labour.WECEP_SCHOOL_WEEK_LIMIT if wecep
+                               else child_labour.SCHOOL_WEEK_LIMIT),
         )
         if found and policy is ChildLabourPolicy.REFUSE:
             raise RuleViolated(
@@ -1081,7 +1216,8 @@ class Placement(Aggregate):
                 + " ".join(b.detail for b in found),
                 code=found[0].code, field="minutes",
             )
-        return [b.code for b in found]
+        flags = [b.code for b in found]
+        return [*flags, "calendar-missing"] if calendar_missing else flags
 
 
 def _require_coordinator(actor: Actor, organisation_id: str) -> None:

@@ -35,6 +35,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from domain.actor import Actor
+from domain.calendar import SchoolCalendar, SchoolDays
 from domain.child_labour import ChildLabourPolicy
 from domain.errors import (
     ConcurrentChange,
@@ -44,6 +45,7 @@ from domain.errors import (
     UnknownAggregate,
 )
 from domain.learner_day import LearnerDay
+from domain.learner_week import LearnerWeek
 from domain.opportunity import Opportunity
 from domain.organisation import OrganisationSettings
 from domain.placement import Placement
@@ -258,28 +260,34 @@ class Ledger(Application[UUID]):
                                  created_id=created_id)
         pending = [event for aggregate in aggregates for event in aggregate.pending_events]
         first = aggregates[0]
+        # The answer's position is the *target's* last event (the placement's, not the
+        # learner's day saved beside it): a query about the target waits for exactly that
+        # (read your writes; services/api/read_your_writes.py).
+        own = [e for e in pending if e.originator_id == first.id] or pending
         key: str | None = getattr(self._local, "command_key", None)
         self._local.command_key = None  # one key, one save
         extra: dict[str, Any] = {}
         if key is not None and pending:
             extra["command"] = CommandKey(
                 key=key, aggregate_id=str(first.id), version=first.version,
-                created_id=created_id, last_originator_id=str(pending[-1].originator_id),
-                last_version=pending[-1].originator_version)
+                created_id=created_id, last_originator_id=str(own[-1].originator_id),
+                last_version=own[-1].originator_version)
         try:
             recordings = self.save(*aggregates, **extra)
         except IntegrityError as error:
             done = recorded_command(self.recorder, key) if key is not None else None
             if done is not None:  # the same keyed command, run concurrently, won
                 return CommandResult.recorded(done)
-            positions = self._positions_if_already_recorded(pending)
-            if positions is None:
+            positions = self._positions_if_already_recorded(own)
+            if positions is None or self._positions_if_already_recorded(pending) is None:
                 raise ConcurrentChange(
                     "Another change was recorded at the same time; reload and try again."
                 ) from error
             position = max(positions)
         else:
-            position = max((r.notification.id for r in recordings), default=0)
+            targets = [r.notification.id for r in recordings
+                       if r.domain_event.originator_id == own[-1].originator_id]
+            position = max(targets or [r.notification.id for r in recordings] or [0])
         return CommandResult(aggregate_id=first.id, version=first.version, position=position,
                              created_id=created_id)
 
@@ -487,8 +495,6 @@ class Ledger(Application[UUID]):
         start_time: str | None = None,
         end_time: str | None = None,
         allocations: dict[str, int] | None = None,
-        school_day: bool = False,
-        school_week: bool | None = None,
         expected_version: int | None = None,
     ) -> CommandResult:
         """Log an entry; ``created_id`` of the result is the new entry's id.
@@ -497,17 +503,26 @@ class Ledger(Application[UUID]):
         24-hour day across placements; both are saved in one atomic write.
         """
         placement = self._placement(placement_id, expected_version)
+        born = self._minor_birth_date(placement)
+        school = self.school_days(placement.organisation_id, work_date)
+        week = self._learner_week(actor, placement, work_date, kind, born)
         entry_id = placement.log_hours(
             actor=actor, work_date=work_date, minutes=minutes, kind=kind,
             start_time=start_time, end_time=end_time, allocations=allocations,
-            school_day=school_day, school_week=school_week, today=self.today(),
+            school_day=school.school_day, school_week=school.school_week,
+            calendar_missing=school.calendar_missing, today=self.today(),
             policy=self.child_labour_policy(placement.organisation_id),
-            learner_born_on=self._minor_birth_date(placement),
+            learner_born_on=born, learner_week=week,
         )
         day = self._learner_day(actor, placement.learner_id, work_date)
         day.claim(actor=actor, placement_id=str(placement.id), entry_id=entry_id,
                   minutes=minutes)
-        return self._save_all(placement, day, created_id=entry_id)
+        weeks = []
+        if week is not None:
+            week.claim(actor=actor, placement_id=str(placement.id), entry_id=entry_id,
+                       work_date=work_date, minutes=minutes)
+            weeks.append(week)
+        return self._save_all(placement, day, *weeks, created_id=entry_id)
 
     @command
     def approve_hours(
@@ -521,9 +536,15 @@ class Ledger(Application[UUID]):
     ) -> CommandResult:
         placement = self._placement(placement_id, expected_version)
         today = self.today()
+        replaces = placement.entry_replaced_on_approval(entry_id)
         placement.approve_hours(actor=actor, entry_id=entry_id,
                                 approved_on=approved_on or today, today=today)
-        return self._save_all(placement)
+        if replaces is None:
+            return self._save_all(placement)
+        # An approved correction takes the place of the approved entry it corrects: that
+        # entry's minutes leave the learner's day and week now, not when it was corrected.
+        released = self._release(actor, placement, replaces, "superseded")
+        return self._save_all(placement, *released)
 
     @command
     def reject_hours(
@@ -541,10 +562,8 @@ class Ledger(Application[UUID]):
         today = self.today()
         placement.reject_hours(actor=actor, entry_id=entry_id, reason=reason,
                                rejected_on=rejected_on or today, today=today)
-        entry = placement.entries[entry_id]
-        day = self._learner_day(actor, placement.learner_id, entry.work_date)
-        day.release(actor=actor, entry_id=entry_id, reason="rejected")
-        return self._save_all(placement, day)
+        return self._save_all(placement, *self._release(actor, placement, entry_id,
+                                                         "rejected"))
 
     @command
     def correct_hours(
@@ -560,34 +579,140 @@ class Ledger(Application[UUID]):
         start_time: str | None = None,
         end_time: str | None = None,
         allocations: dict[str, int] | None = None,
-        school_day: bool = False,
-        school_week: bool | None = None,
         expected_version: int | None = None,
     ) -> CommandResult:
         """Replace an entry by a new one; ``created_id`` is the new entry's id.
 
-        The old entry's minutes leave its day and the new entry's minutes join theirs,
-        in the same write as the correction.
+        The new entry's minutes join their day (and, for a young learner, their week) in
+        the same write as the correction. The old entry's minutes leave theirs now, unless
+        it is approved: an approved entry counts until the correction is approved.
         """
         placement = self._placement(placement_id, expected_version)
         old = placement.entry(entry_id)
-        old_date = old.work_date
+        born = self._minor_birth_date(placement)
+        school = self.school_days(placement.organisation_id, work_date)
+        week = self._learner_week(actor, placement, work_date, kind, born)
         new_id = placement.correct_hours(
             actor=actor, entry_id=entry_id, reason=reason, work_date=work_date,
             minutes=minutes, kind=kind, start_time=start_time, end_time=end_time,
-            allocations=allocations, school_day=school_day, school_week=school_week,
+            allocations=allocations, school_day=school.school_day,
+            school_week=school.school_week, calendar_missing=school.calendar_missing,
             today=self.today(), policy=self.child_labour_policy(placement.organisation_id),
-            learner_born_on=self._minor_birth_date(placement),
+            learner_born_on=born, learner_week=week,
         )
-        old_day = self._learner_day(actor, placement.learner_id, old_date)
-        old_day.release(actor=actor, entry_id=entry_id, reason="superseded")
-        new_day = old_day if work_date == old_date else self._learner_day(
-            actor, placement.learner_id, work_date
-        )
-        new_day.claim(actor=actor, placement_id=str(placement.id), entry_id=new_id,
-                      minutes=minutes)
-        days = [old_day] if new_day is old_day else [old_day, new_day]
-        return self._save_all(placement, *days, created_id=new_id)
+        stands = placement.entries[new_id].pending_over == old.entry_id
+        changed: dict[UUID, Aggregate] = {}
+        if not stands:
+            for aggregate in self._release(actor, placement, entry_id, "superseded"):
+                changed[aggregate.id] = aggregate
+        day = changed.get(LearnerDay.create_id(placement.learner_id, work_date)) or (
+            self._learner_day(actor, placement.learner_id, work_date))
+        assert isinstance(day, LearnerDay)
+        day.claim(actor=actor, placement_id=str(placement.id), entry_id=new_id,
+                  minutes=minutes)
+        changed[day.id] = day
+        if week is not None:
+            week = cast(LearnerWeek, changed.get(week.id, week))
+            week.claim(actor=actor, placement_id=str(placement.id), entry_id=new_id,
+                       work_date=work_date, minutes=minutes)
+            changed[week.id] = week
+        return self._save_all(placement, *changed.values(), created_id=new_id)
+
+    def _release(self, actor: Actor, placement: Placement, entry_id: str, reason: str
+                 ) -> list[Aggregate]:
+        """The learner's day (and week, if one counted it) with the entry's minutes
+        released: the aggregates to save with the command."""
+        entry = placement.entry(entry_id)
+        released: list[Aggregate] = []
+        day = self._learner_day(actor, placement.learner_id, entry.work_date)
+        if entry_id in day.claims:
+            day.release(actor=actor, entry_id=entry_id, reason=reason)
+            released.append(day)
+        try:
+            week: object = self._get(LearnerWeek.create_id(placement.learner_id,
+                                                           entry.work_date))
+        except AggregateNotFoundError:
+            return released
+        assert isinstance(week, LearnerWeek)
+        if entry_id in week.claims:
+            week.release(actor=actor, entry_id=entry_id, reason=reason)
+            released.append(week)
+        return released
+
+    @command
+    def record_work_experience_agreement(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        signed_on: date,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A WECEP training agreement (29 CFR 570.36) on the placement: 23 h school weeks."""
+        placement = self._placement(placement_id, expected_version)
+        placement.record_work_experience_agreement(actor=actor, signed_on=signed_on,
+                                                   reason=reason, today=self.today())
+        return self._save_all(placement)
+
+    # -- school calendars ------------------------------------------------------------
+
+    def _calendar(self, actor: Actor, organisation_id: str,
+                  expected_version: int | None) -> SchoolCalendar:
+        try:
+            calendar: SchoolCalendar = self._load(
+                SchoolCalendar, SchoolCalendar.create_id(organisation_id), expected_version)
+        except UnknownAggregate:
+            self._expect_new(expected_version)
+            calendar = SchoolCalendar.open(actor=actor, organisation_id=organisation_id,
+                                           opened_on=self.today())
+        return calendar
+
+    @command
+    def record_school_year(
+        self,
+        actor: Actor,
+        organisation_id: str,
+        *,
+        school_year: str,
+        first_day: date,
+        last_day: date,
+        breaks: list[dict[str, Any]],
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        calendar = self._calendar(actor, organisation_id, expected_version)
+        calendar.record_year(actor=actor, school_year=school_year, first_day=first_day,
+                             last_day=last_day, breaks=breaks, recorded_on=self.today())
+        return self._save_all(calendar)
+
+    @command
+    def record_school_day_exception(
+        self,
+        actor: Actor,
+        organisation_id: str,
+        *,
+        day: date,
+        school_day: bool,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        calendar = self._calendar(actor, organisation_id, expected_version)
+        calendar.record_exception(actor=actor, day=day, school_day=school_day, reason=reason,
+                                  recorded_on=self.today())
+        return self._save_all(calendar)
+
+    def get_calendar(self, organisation_id: str) -> SchoolCalendar | None:
+        try:
+            calendar: object = self._get(SchoolCalendar.create_id(organisation_id))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(calendar, SchoolCalendar)
+        return calendar
+
+    def school_days(self, organisation_id: str, day: date) -> SchoolDays:
+        """The placement's school's calendar decides; without one, the safer reading."""
+        calendar = self.get_calendar(organisation_id)
+        return SchoolDays.unknown() if calendar is None else calendar.days(day)
 
     # -- evaluation, competencies, credentials -------------------------------------
 
@@ -782,6 +907,19 @@ class Ledger(Application[UUID]):
     def _minor_birth_date(self, placement: Placement) -> date | None:
         """A minor's birth date, for the child-labour rules; never looked up for adults."""
         return self.birth_dates.birth_date(placement.learner_id) if placement.minor else None
+
+    def _learner_week(self, actor: Actor, placement: Placement, work_date: date, kind: str,
+                      born: date | None) -> LearnerWeek | None:
+        """The young learner's week, for entries the FLSA 14-15 limits bind; else None."""
+        if not placement.child_labour_applies(work_date, kind, born):
+            return None
+        try:
+            week: object = self._get(LearnerWeek.create_id(placement.learner_id, work_date))
+        except AggregateNotFoundError:
+            return LearnerWeek.open(actor=actor, learner_id=placement.learner_id,
+                                    day=work_date)
+        assert isinstance(week, LearnerWeek)
+        return week
 
     def _learner_day(self, actor: Actor, learner_id: str, day: date) -> LearnerDay:
         """The learner's day, opened if this is their first entry on that date. Two writers

@@ -24,6 +24,7 @@ from services.api.observability import REQUEST_ID, HttpMetrics, RequestContext
 from services.api.routes import (
     apprenticeship_hours,
     audit_trail,
+    calendars,
     credentials,
     evaluations,
     health,
@@ -139,8 +140,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if runtime is not None:
         attach(app, runtime)
     errors.install(app)
-    for module in (me, organisations, opportunities, programs, placements, hours, evaluations,
-                   credentials, health, metrics):
+    for module in (me, organisations, calendars, opportunities, programs, placements, hours,
+                   evaluations, credentials, health, metrics):
         app.include_router(module.router)
     app.include_router(transcripts.router)
     app.include_router(apprenticeship_hours.router)

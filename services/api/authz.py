@@ -166,6 +166,11 @@ RULES: dict[str, Rule] = {
     "POST /organisations/{organisation_id}/people": in_organisation(C, ADM),
     "GET /organisations/{organisation_id}/people": in_organisation(C, A, ADM),
     "POST /organisations/{organisation_id}/child-labour-policy": in_organisation(C, ADM),
+    # school calendars (not personal data: every working role reads them)
+    "POST /organisations/{organisation_id}/calendar/years": in_organisation(C, ADM),
+    "POST /organisations/{organisation_id}/calendar/exceptions": in_organisation(C, ADM),
+    "GET /organisations/{organisation_id}/calendar": rule(*BROWSERS),
+    "GET /organisations/{organisation_id}/calendar/days/{day}": rule(*BROWSERS),
     # opportunities
     "POST /opportunities": rule(C, ADM, target=Target.BODY_ORGANISATION),
     "POST /opportunities/{opportunity_id}/close": rule(C, ADM, target=Target.OPPORTUNITY),
@@ -186,6 +191,7 @@ RULES: dict[str, Rule] = {
     "POST /placements/{placement_id}/competency-sign-offs": placement(S, SP),
     "POST /placements/{placement_id}/prior-learning-credits": placement(C, SP, ADM),
     "POST /placements/{placement_id}/pre-apprenticeship-credits": placement(C, SP, ADM),
+    "POST /placements/{placement_id}/work-experience-agreement": placement(C, ADM),
     # hours
     "POST /placements/{placement_id}/hours": placement(L, S, C, ADM),
     "GET /placements/{placement_id}/hours": placement(*READERS),

@@ -112,7 +112,9 @@ def test_every_lifecycle_step_through_the_service(app: Ledger) -> None:
     placement = app.get_placement(placement_id)
     assert placement.status is PlacementStatus.COMPLETED
     assert placement.approved_minutes() == 300
-    assert placement.entries[second.created_id].status is EntryStatus.SUPERSEDED
+    # rejected, then corrected: it stays rejected in history, replaced by the correction
+    assert placement.entries[second.created_id].status is EntryStatus.REJECTED
+    assert placement.entries[second.created_id].superseded_by == corrected.created_id
     assert placement.credited_minutes == 600
     assert placement.credentials[0].credential_id == result.created_id
     assert result.version == placement.version and result.position == _stored_count(app)
@@ -267,13 +269,13 @@ def test_child_labour_policy_is_per_organisation(app: Ledger) -> None:
         app.sign_agreement(actor, placement_id, party=party)
     app.start_placement(COORDINATOR, placement_id, started_on=date(2024, 1, 8))
     with pytest.raises(RuleViolated) as info:
-        app.log_hours(LEARNER, placement_id, work_date=DAY, minutes=240, school_day=True)
-    assert info.value.code == "minor-school-day-limit"
+        app.log_hours(LEARNER, placement_id, work_date=DAY, minutes=240)
+    assert info.value.code == "minor-school-day-limit"  # no calendar: read as a school day
     app.set_child_labour_policy(COORDINATOR, ORG, policy="flag", reason="WECEP")
-    result = app.log_hours(LEARNER, placement_id, work_date=DAY, minutes=240, school_day=True)
+    result = app.log_hours(LEARNER, placement_id, work_date=DAY, minutes=240)
     assert result.created_id
     entry = app.get_placement(placement_id).entries[result.created_id]
-    assert entry.child_labour_flags == ["minor-school-day-limit"]
+    assert entry.child_labour_flags == ["minor-school-day-limit", "calendar-missing"]
     app.set_child_labour_policy(COORDINATOR, ORG, policy="refuse", reason="WECEP ended")
     assert app.child_labour_policy(ORG).value == "refuse"
 
@@ -305,6 +307,32 @@ def test_a_stored_version_1_hours_logged_event_is_upcast_on_read(app: Ledger) ->
     latest = app.recorder.select_events(placement_id, desc=True, limit=1)[0]
     assert latest.topic == "domain.placement:Placement.HoursLogged"
     assert app.mapper.transcoder.decode(latest.state)["class_version"] == 2
+
+
+def test_stored_version_1_corrections_keep_their_meaning(app: Ledger) -> None:
+    """A version-1 HoursCorrected replaced an approved entry at once; read back, it still
+    does (upcast: nothing stood pending), and HoursApproved v1 replaced nothing."""
+    placement_id = _started(app)
+    logged = app.log_hours(LEARNER, placement_id, work_date=DAY, minutes=240)
+    app.approve_hours(SUPERVISOR, placement_id, entry_id=str(logged.created_id))
+    placement = app.get_placement(placement_id)
+    v1_state = {
+        "timestamp": {"_type_": "datetime_iso", "_data_": "2024-01-10T17:00:00+00:00"},
+        "actor_id": LEARNER.id, "actor_role": "learner",
+        "business_date": {"_type_": "date_iso", "_data_": DAY.isoformat()},
+        "entry_id": "legacy-fix", "supersedes": str(logged.created_id), "reason": "typo",
+        "minutes": 180, "kind": "on_the_job", "start_time": None, "end_time": None,
+        "allocations": {}, "school_day": False, "school_week": False,
+        "child_labour_flags": [],
+    }
+    app.recorder.insert_events([StoredEvent(
+        originator_id=placement_id, originator_version=placement.version + 1,
+        topic="domain.placement:Placement.HoursCorrected",
+        state=json.dumps(v1_state).encode())])
+    reread = app.get_placement(placement_id)
+    assert reread.entries[str(logged.created_id)].status.value == "superseded"
+    assert reread.entries["legacy-fix"].pending_over is None
+    assert reread.approved_minutes() == 0
 
 
 def test_a_stored_version_1_match_is_read_without_the_birthdays(app: Ledger) -> None:

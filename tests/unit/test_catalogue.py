@@ -15,6 +15,9 @@ REQUIRED = {
     "PlacementSuspended", "PlacementReinstated", "PlacementWithdrawn", "PlacementCompleted",
     "PriorLearningCreditGranted", "LearnerDayOpened", "DayMinutesClaimed", "DayMinutesReleased",
     "ChildLabourPolicyChosen", "ChildLabourPolicyChanged", "FileImported",
+    "LearnerWeekOpened", "WeekMinutesClaimed", "WeekMinutesReleased",
+    "WorkExperienceAgreementRecorded", "SchoolCalendarOpened", "SchoolYearRecorded",
+    "SchoolDayExceptionRecorded",
 }
 
 
@@ -34,12 +37,16 @@ def test_every_event_type_is_listed_with_meaning_and_the_common_fields() -> None
         assert {"actor_id", "actor_role", "business_date"} <= set(names), t.name
 
 
-def test_the_two_upcast_events_are_at_version_2() -> None:
+UPCAST = ("HoursLogged", "LearnerMatched", "HoursApproved", "HoursCorrected")
+
+
+def test_the_upcast_events_are_at_version_2() -> None:
     versions = {t.name: t.version for t in all_event_types()}
     assert versions["HoursLogged"] == 2  # child-labour flags added
     assert versions["LearnerMatched"] == 2  # birthdays replaced by minor_during_placement
-    assert {v for name, v in versions.items()
-            if name not in ("HoursLogged", "LearnerMatched")} == {1}
+    assert versions["HoursCorrected"] == 2  # pending_over: approved hours stand until then
+    assert versions["HoursApproved"] == 2  # replaces: the approved entry superseded now
+    assert {v for name, v in versions.items() if name not in UPCAST} == {1}
 
 
 def test_opportunity_posted_keeps_the_fields_projections_read() -> None:

@@ -42,8 +42,7 @@ class LogHours(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "work_date": "2027-02-03", "minutes": 240, "kind": "on_the_job",
-        "start_time": "13:00", "end_time": "17:00", "allocations": {"Wiring": 240},
-        "school_day": True}]})
+        "start_time": "13:00", "end_time": "17:00", "allocations": {"Wiring": 240}}]})
 
     work_date: Day = Field(description=(
         "The day worked or trained: not in the future, within the placement's dates."))
@@ -54,8 +53,8 @@ class LogHours(BaseModel):
     end_time: str | None = Clock
     allocations: dict[str, int] | None = Field(
         None, max_length=100, description="Minutes per work process of the program.")
-    school_day: bool = False
-    school_week: bool | None = None
+    # Whether the work date is a school day or in a school week is not asked: the ledger
+    # reads it from the school's calendar (domain/calendar.py), never from the client.
 
 
 class CorrectHours(LogHours):
@@ -126,11 +125,18 @@ class HourEntryOut(BaseModel):
     end_time: str | None
     allocations: dict[str, int]
     logged_by: str
-    school_day: bool
-    school_week: bool
+    school_day: bool = Field(description="Whether the school's calendar held the work date "
+                             "as a school day when the entry was logged (the safer reading, "
+                             "flagged calendar-missing, where it had no calendar).")
+    school_week: bool = Field(description="Whether the work date fell in a school week, "
+                              "by the same calendar.")
     status: str
     supersedes: str | None
-    superseded_by: str | None
+    superseded_by: str | None = Field(description="The correction that replaced this entry "
+                                      "or, for an approved entry, the correction awaiting "
+                                      "approval (the entry counts until it is approved).")
+    pending_over: str | None = Field(None, description="For a correction awaiting approval: "
+                                     "the approved entry that counts until it is approved.")
     child_labour_flags: list[str]
 
     @classmethod
@@ -141,7 +147,8 @@ class HourEntryOut(BaseModel):
             end_time=None if e.end_time is None else e.end_time.strftime("%H:%M"),
             allocations=dict(e.allocations), logged_by=e.logged_by, school_day=e.school_day,
             school_week=e.school_week, status=e.status.value, supersedes=e.supersedes,
-            superseded_by=e.superseded_by, child_labour_flags=list(e.child_labour_flags),
+            superseded_by=e.superseded_by, pending_over=e.pending_over,
+            child_labour_flags=list(e.child_labour_flags),
         )
 
 

@@ -293,3 +293,28 @@ def credit_pre_apprenticeship_hours(placement_id: UUID, body: CreditPreApprentic
         actor, placement_id, source_placement_id=body.source_placement_id,
         granted_on=body.granted_on, expected_version=expected_version(if_match))
     return accepted(response, result)
+
+
+class RecordWorkExperienceAgreement(BaseModel):
+    """The placement runs under a Work Experience and Career Exploration Program (29 CFR
+    570.36) with its written training agreement."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "signed_on": "2027-01-08", "reason": "WECEP agreement with Acme, state-approved"}]})
+
+    signed_on: Day = Field(description="When the WECEP training agreement was signed.")
+    reason: Text = Field(description="What the agreement is (kept in the audit trail).")
+
+
+@router.post("/{placement_id}/work-experience-agreement", response_model=CommandAccepted)
+def record_work_experience_agreement(placement_id: UUID, body: RecordWorkExperienceAgreement,
+                                     ledger: LedgerDep, actor: ActorDep, response: Response,
+                                     if_match: IfMatch = None,
+                                     idempotency_key: IdempotencyKey = None
+                                     ) -> CommandAccepted:
+    """Record ``WorkExperienceAgreementRecorded``: the learner's school-week limit at this
+    placement becomes 23 hours while under 16."""
+    result = ledger.record_work_experience_agreement(
+        actor, placement_id, signed_on=body.signed_on, reason=body.reason,
+        expected_version=expected_version(if_match))
+    return accepted(response, result)

@@ -237,16 +237,77 @@ def test_a_correction_is_a_new_entry_and_the_original_stays_in_history() -> None
     new = placement.correct_hours(actor=COORDINATOR, entry_id=old, reason="was 3 h",
                                   learner_born_on=born_of(placement),
                                   work_date=DAY, minutes=180, today=TODAY)
-    assert placement.entries[old].status is EntryStatus.SUPERSEDED
+    # An approved hour never silently changes: it counts until the correction is approved.
+    assert placement.entries[old].status is EntryStatus.APPROVED
     assert placement.entries[old].superseded_by == new
     assert placement.entries[old].minutes == 240
     assert placement.entries[new].supersedes == old
-    assert placement.approved_minutes() == 0  # the correction awaits approval
+    assert placement.entries[new].pending_over == old
+    assert placement.approved_minutes() == 240
     approve(placement, new)
+    assert placement.entries[old].status is EntryStatus.SUPERSEDED
     assert placement.approved_minutes() == 180
-    corrected = placement.collect_events()[-2]
+    events = placement.collect_events()
+    corrected, approved = events[-2], events[-1]
     assert type(corrected).__name__ == "HoursCorrected"
     assert corrected.supersedes == old and corrected.reason == "was 3 h"
+    assert corrected.pending_over == old
+    assert approved.replaces == old
+
+
+def test_a_rejected_correction_of_approved_hours_leaves_them_standing() -> None:
+    placement = active()
+    old = log(placement, minutes=240)
+    approve(placement, old)
+    new = placement.correct_hours(actor=LEARNER, entry_id=old, reason="was 5 h",
+                                  learner_born_on=born_of(placement),
+                                  work_date=DAY, minutes=300, today=TODAY)
+    placement.reject_hours(actor=SUPERVISOR, entry_id=new, reason="no, 4 h", today=TODAY,
+                           rejected_on=TODAY)
+    assert placement.entries[old].status is EntryStatus.APPROVED
+    assert placement.entries[old].superseded_by is None  # correctable again
+    assert placement.approved_minutes() == 240
+    again = placement.correct_hours(actor=LEARNER, entry_id=old, reason="4.5 h then",
+                                    learner_born_on=born_of(placement),
+                                    work_date=DAY, minutes=270, today=TODAY)
+    assert placement.entries[again].pending_over == old
+    assert state(replayed(placement)) == state(placement)
+
+
+def test_a_correction_of_a_pending_correction_still_waits_over_the_approved_entry() -> None:
+    placement = active()
+    old = log(placement, minutes=240)
+    approve(placement, old)
+    first = placement.correct_hours(actor=LEARNER, entry_id=old, reason="3 h",
+                                    learner_born_on=born_of(placement),
+                                    work_date=DAY, minutes=180, today=TODAY)
+    second = placement.correct_hours(actor=LEARNER, entry_id=first, reason="typo: 3.5 h",
+                                     learner_born_on=born_of(placement),
+                                     work_date=DAY, minutes=210, today=TODAY)
+    assert placement.entries[first].status is EntryStatus.SUPERSEDED
+    assert placement.entries[old].status is EntryStatus.APPROVED
+    assert placement.entries[old].superseded_by == second
+    assert placement.approved_minutes() == 240
+    approve(placement, second)
+    assert placement.entries[old].status is EntryStatus.SUPERSEDED
+    assert placement.approved_minutes() == 210
+    assert state(replayed(placement)) == state(placement)
+
+
+def test_a_corrected_rejected_entry_stays_rejected_in_history() -> None:
+    placement = active()
+    old = log(placement, minutes=240)
+    placement.reject_hours(actor=SUPERVISOR, entry_id=old, reason="not that day",
+                           rejected_on=TODAY, today=TODAY)
+    new = placement.correct_hours(actor=LEARNER, entry_id=old, reason="the next day",
+                                  learner_born_on=born_of(placement),
+                                  work_date=date(2024, 1, 10), minutes=240, today=TODAY)
+    assert placement.entries[old].status is EntryStatus.REJECTED
+    assert placement.entries[old].superseded_by == new
+    with refused(placement, WrongState, "entry-superseded"):
+        placement.correct_hours(actor=LEARNER, entry_id=old, reason="again",
+                                learner_born_on=born_of(placement),
+                                work_date=date(2024, 1, 11), minutes=60, today=TODAY)
 
 
 def test_a_correction_may_take_the_replaced_entrys_time() -> None:

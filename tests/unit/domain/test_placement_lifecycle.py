@@ -359,9 +359,13 @@ def test_pending_and_superseded_hours_do_not_count_toward_completion() -> None:
     with refused(placement, RuleViolated, "approved-hours-short"):
         placement.complete(actor=COORDINATOR, completed_on=TODAY, today=TODAY)
     approve(placement, entry)
-    placement.correct_hours(actor=COORDINATOR, entry_id=entry, reason="typo",
-                            learner_born_on=born_of(placement),
-                            work_date=date(2024, 1, 9), minutes=600, today=TODAY)
+    fixed = placement.correct_hours(actor=COORDINATOR, entry_id=entry, reason="typo",
+                                    learner_born_on=born_of(placement),
+                                    work_date=date(2024, 1, 9), minutes=540, today=TODAY)
+    # The approved 600 still count, but the total is not final while the correction waits.
+    with refused(placement, WrongState, "correction-pending"):
+        placement.complete(actor=COORDINATOR, completed_on=TODAY, today=TODAY)
+    approve(placement, fixed)
     with refused(placement, RuleViolated, "approved-hours-short"):
         placement.complete(actor=COORDINATOR, completed_on=TODAY, today=TODAY)
 

@@ -159,10 +159,10 @@ class _Skipped(Exception):
 
 def check_invariants(p: Placement) -> None:
     entries = list(p.entries.values())
-    # approved minutes are exactly the approved, not-superseded entries
+    # approved minutes are exactly the approved entries (one with a correction pending over
+    # it still counts until the correction is approved)
     assert p.approved_minutes() == sum(
-        e.minutes for e in entries if e.status is EntryStatus.APPROVED and e.superseded_by is None
-    )
+        e.minutes for e in entries if e.status is EntryStatus.APPROVED)
     assert all(isinstance(e.minutes, int) for e in entries)
     live = [e for e in entries if e.active]
     for i, a in enumerate(live):
@@ -170,13 +170,22 @@ def check_invariants(p: Placement) -> None:
         assert sum(a.allocations.values()) <= a.minutes
         assert p.started_on is not None and p.started_on <= a.work_date <= min(p.ends_on, TODAY)
         for b in live[i + 1:]:
+            # a pending correction may overlap the approved entry it waits over
+            if b.pending_over == a.entry_id or a.pending_over == b.entry_id:
+                continue
             assert not overlaps(a, b)
     for e in entries:
-        assert (e.status is EntryStatus.SUPERSEDED) == (e.superseded_by is not None)
+        if e.status is EntryStatus.SUPERSEDED:
+            assert e.superseded_by is not None
         if e.superseded_by is not None:
-            assert p.entries[e.superseded_by].supersedes == e.entry_id
+            successor = p.entries[e.superseded_by]
+            assert e.status is not EntryStatus.LOGGED
+            if e.status is EntryStatus.APPROVED:  # stands until its correction is decided
+                assert successor.status is EntryStatus.LOGGED
+                assert successor.pending_over == e.entry_id
         if e.supersedes is not None:
-            assert p.entries[e.supersedes].superseded_by == e.entry_id
+            standing = e.status is EntryStatus.REJECTED and e.pending_over == e.supersedes
+            assert standing or p.entries[e.supersedes].superseded_by == e.entry_id
     if p.status is PlacementStatus.COMPLETED and p.approach is not None:
         if p.approach.value != "competency_based":
             assert p.ojl_minutes_toward_requirement >= p.ojl_minutes_required
@@ -196,6 +205,7 @@ def test_random_commands_never_break_an_invariant(data: st.DataObject, approach:
     placement.ojl_minutes_required = 600  # reachable within a short run
     for _ in range(steps):
         command = data.draw(st.sampled_from(COMMANDS))
+        approved_before = placement.approved_minutes()
         before = copy.deepcopy(state(placement))
         pending = len(placement._pending_events)
         try:
@@ -209,6 +219,12 @@ def test_random_commands_never_break_an_invariant(data: st.DataObject, approach:
         else:
             assert len(placement._pending_events) == pending + 1
             SUCCEEDED[command.__name__] = SUCCEEDED.get(command.__name__, 0) + 1
+            # An approved hour never silently changes: only the supervisor's approval (of a
+            # correction that replaces approved minutes) lowers the approved total.
+            if placement.approved_minutes() < approved_before:
+                last = placement._pending_events[-1]
+                assert type(last).__name__ == "HoursApproved", command.__name__
+                assert last.actor_id == placement.supervisor_id
         check_invariants(placement)
     rebuilt = replayed(placement)
     rebuilt.ojl_minutes_required = 600

@@ -127,7 +127,7 @@ def _placement_story(rng: random.Random, placement_id: str, opportunity: dict[st
         reviewed_on = (day0 + timedelta(n + 1)).isoformat()
         if fate < 0.6:
             add("HoursApproved", {**supervisor, "business_date": reviewed_on,
-                                  "entry_id": entry_id})
+                                  "entry_id": entry_id, "replaces": None})
             entries[entry_id][3] = "approved"
         elif fate < 0.72:
             add("HoursRejected", {**supervisor, "business_date": reviewed_on,
@@ -137,19 +137,27 @@ def _placement_story(rng: random.Random, placement_id: str, opportunity: dict[st
             new_id = f"{entry_id}-c"
             new_minutes = max(minutes + rng.choice([-15, 15, 30, 60]), 5)
             new_alloc = {k: new_minutes for k in allocations}
+            was = entries[entry_id][3]
+            # An approved entry stands until its correction is approved (pending_over); a
+            # pending one is superseded at once; a rejected one stays rejected in history.
+            pending_over = entry_id if was == "approved" else None
             add("HoursCorrected", {**coordinator, "business_date": work_date,
                                    "entry_id": new_id, "supersedes": entry_id,
                                    "reason": "Clock-in error", "minutes": new_minutes,
                                    "kind": kind, "start_time": None, "end_time": None,
                                    "allocations": new_alloc, "school_day": False,
-                                   "school_week": False, "child_labour_flags": []})
-            entries[entry_id][3] = "superseded"
+                                   "school_week": False, "child_labour_flags": [],
+                                   "pending_over": pending_over})
+            if was == "logged":
+                entries[entry_id][3] = "superseded"
             entries[new_id] = [new_minutes, kind, new_alloc, "logged"]
             second = rng.random()
             if second < 0.6:
                 add("HoursApproved", {**supervisor, "business_date": reviewed_on,
-                                      "entry_id": new_id})
+                                      "entry_id": new_id, "replaces": pending_over})
                 entries[new_id][3] = "approved"
+                if pending_over is not None:
+                    entries[entry_id][3] = "superseded"
             elif second < 0.75:
                 add("HoursRejected", {**supervisor, "business_date": reviewed_on,
                                       "entry_id": new_id, "reason": "Still wrong"})
