@@ -1,10 +1,13 @@
 """The hour entries of one placement, folded from its events (pure, shared by the
 transcript and the apprenticeship-hours projections).
 
-An entry is logged, then approved or rejected; a correction adds a new (pending) entry and
-marks the one it replaces *superseded*. Only approved entries count toward hours; rejected
-and superseded ones never do (29 CFR 29.5(b)(6): records of hours actually worked and
-confirmed). Minutes are integers throughout.
+An entry is logged, then approved or rejected; a correction adds a new (pending) entry. The
+entry it corrects is *superseded* at once when it was pending; stays *rejected* (its minutes
+stay in the rejected history) when it was rejected; and stays *approved*, still counted,
+when it was approved, until the correction is approved (``HoursApproved.replaces``: then it
+is superseded) or rejected (then it stands). Only approved entries count toward hours;
+rejected and superseded ones never do (29 CFR 29.5(b)(6): records of hours actually worked
+and confirmed). Minutes are integers throughout.
 """
 
 from __future__ import annotations
@@ -89,16 +92,22 @@ def entry_changes(entries: Entries, event: Envelope) -> list[Change] | None:
         entry = entries.get(str(d["entry_id"]))
         if entry is None:
             return None
-        return [(entry, evolved(entry, status=APPROVED if kind == "HoursApproved"
-                                else REJECTED))]
-    # HoursCorrected: the old entry stops counting, the new one is pending
-    changes: list[Change] = []
+        changes: list[Change] = [(entry, evolved(
+            entry, status=APPROVED if kind == "HoursApproved" else REJECTED))]
+        replaced = entries.get(str(d["replaces"])) if d.get("replaces") else None
+        if kind == "HoursApproved" and replaced is not None:
+            changes.append((replaced, evolved(replaced, status=SUPERSEDED)))
+        return changes
+    # HoursCorrected: the new entry is pending; the old one stops counting unless it is the
+    # approved entry that stands until the correction is approved (``pending_over``), and a
+    # rejected one keeps its status (rejected minutes stay shown).
+    changes = []
     old = entries.get(str(d["supersedes"]))
-    if old is not None:
+    if old is not None and old.entry_id != d.get("pending_over") and old.status != REJECTED:
         changes.append((old, evolved(old, status=SUPERSEDED)))
     new = _new_entry(d, str(d["supersedes"]))
-    before = changes[0][1] if old is not None and old.entry_id == new.entry_id else entries.get(
-        new.entry_id)
+    before = changes[0][1] if changes and changes[0][1].entry_id == new.entry_id else (
+        entries.get(new.entry_id))
     changes.append((before, new))
     return changes
 
@@ -126,6 +135,8 @@ def entry_referenced(event: Envelope) -> list[str]:
     d = event.data
     if kind == "HoursCorrected":
         return [str(d["supersedes"]), str(d["entry_id"])]
+    if kind == "HoursApproved" and d.get("replaces"):
+        return [str(d["entry_id"]), str(d["replaces"])]
     return [str(d["entry_id"])]
 
 
