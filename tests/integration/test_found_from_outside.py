@@ -216,6 +216,76 @@ def test_every_hours_command_reads_its_own_write_on_every_read_route(client: Cli
     assert gone.status_code == 422 and gone.json()["field"] == "min_position"
 
 
+def test_every_placement_command_reads_its_own_write(client: Client) -> None:
+    """Every command route that changes a placement or an opportunity, each followed by the
+    read routes that show it, waited with the position the command answered."""
+    c = client
+    c.school_year()
+    program = c.ok("sponsor", "POST", "/programs", {
+        "sponsor_id": "sponsor-a", "sponsor_name": "Acme JATC", "title": "Retail",
+        "rapids_code": "0159", "onet_code": "41-2031.00", "approach": "competency_based",
+        "ojl_hours": 2000, "work_processes": {"Sales": 2000}, "competencies": ["Till"],
+        "wage_schedule": [{"after_hours": 0, "hourly_wage": "15.00"}]})["id"]
+    opportunity = c.ok("coord", "POST", "/opportunities", {
+        "organisation_id": "school-a", "title": "Till operator", "employer_name": "Acme",
+        "worksite": "1 Main St", "wbl_type": "Apprenticeship", "paid": True,
+        "hourly_wage": "15.00", "capacity": 10, "starts_on": STARTS.isoformat(),
+        "ends_on": ENDS.isoformat()})
+    seen = c.ok("coord", "GET", f"/opportunities/{opportunity['id']}",
+                min_position=opportunity["position"])
+    assert seen["version"] == opportunity["version"]
+    matched = c.ok("coord", "POST", "/placements", {
+        "opportunity_id": opportunity["id"], "learner_id": "lrn-1", "supervisor_id": "sup-1",
+        "learner_born_on": "2000-01-01", "program_id": program})
+    pid = matched["id"]
+    base = f"/placements/{pid}"
+
+    def shows(result: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+        seen = _reads(c, pid, result["position"])
+        assert seen["experience"]["version"] == result["version"], seen["experience"]
+        assert seen["trail"][-1]["aggregate_version"] == result["version"]
+        if status is not None:
+            assert seen["experience"]["status"] == status
+            assert seen["hours"]["status"] == status
+        return seen
+
+    shows(matched, "matched")
+    for who, party in (("learner", "learner"), ("supervisor", "employer"),
+                       ("coord", "coordinator")):
+        shows(c.ok(who, "POST", f"{base}/agreement-signatures", {"party": party}))
+    shows(c.ok("supervisor", "POST", f"{base}/start", {"started_on": STARTS.isoformat()}),
+          "active")
+    seen = shows(c.ok("sponsor", "POST", f"{base}/prior-learning-credits",
+                      {"minutes": 60, "basis": "prior_training"}))
+    assert seen["hours"]["prior_learning_credit_minutes"] == 60
+    shows(c.ok("coord", "POST", f"{base}/work-experience-agreement",
+               {"signed_on": STARTS.isoformat(), "reason": "WECEP"}))
+    shows(c.ok("coord", "POST", f"{base}/suspend", {"reason": "Site closed"}), "suspended")
+    shows(c.ok("coord", "POST", f"{base}/reinstate", {"reason": "Site open"}), "active")
+    seen = shows(c.ok("supervisor", "POST", f"{base}/competency-sign-offs",
+                      {"competency": "Till"}))
+    assert seen["experience"]["competencies_signed_off"] == ["Till"]
+    shows(c.ok("supervisor", "POST", f"{base}/evaluations",
+               {"scores": {"Till": 4}, "evaluator_role": "supervisor"}))
+    seen = shows(c.ok("coord", "POST", f"{base}/credentials",
+                      {"kind": "Badge", "issuer": "School A"}))
+    assert seen["experience"]["credentials"]
+    shows(c.ok("coord", "POST", f"{base}/complete", {}), "completed")
+    closed = c.ok("coord", "POST", f"/opportunities/{opportunity['id']}/close",
+                  {"reason": "Filled"})
+    seen = c.ok("coord", "GET", f"/opportunities/{opportunity['id']}",
+                min_position=closed["position"])
+    assert seen["version"] == closed["version"]
+
+    other = c.placement("learner", "2000-01-01")
+    withdrawn = c.ok("learner", "POST", f"/placements/{other}/withdraw",
+                     {"reason": "Moved away"})
+    transcript = c.ok("coord", "GET", "/learners/lrn-1/transcript", placement_id=other,
+                      min_position=withdrawn["position"])
+    (experience,) = [e for e in transcript["experiences"] if e["placement_id"] == other]
+    assert experience["status"] == "withdrawn"
+
+
 # -- 2. the school calendar decides, never the client -----------------------------------
 
 def test_the_school_week_comes_from_the_calendar_not_the_client(client: Client) -> None:
