@@ -1,40 +1,27 @@
 """Shared fixtures: a fresh PostgreSQL database per test, a real Kafka-protocol broker
 per session, and the ledger application on either store.
 
-The broker fixture (`kafka_bootstrap`) lives in `tests/fixtures/broker.py`.
+The broker fixture (`kafka_bootstrap`) lives in `tests/fixtures/broker.py`, the PostgreSQL
+one (`pg_database_url`, found as the broker is) in `tests/fixtures/postgres.py`.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from infra.database import event_store_env
 from infra.settings import Settings
 from services.ledger import Ledger
+from tests.fixtures.postgres import LOCAL_DSN
 
-pytest_plugins = ["tests.fixtures.broker"]
+pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.postgres"]
 
-PG_ADMIN_DSN = os.environ.get("WBL_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def pg_database_url() -> Iterator[str]:
-    """Create a fresh database on the local PostgreSQL 15 and drop it afterwards."""
-    name = f"wbl_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+PG_ADMIN_DSN = os.environ.get("WBL_TEST_PG_ADMIN_DSN", LOCAL_DSN)
+"""For tests that manage databases themselves; prefer the ``postgres_server`` fixture."""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
