@@ -20,7 +20,7 @@ from domain.imports import ImportedFile
 from domain.learner_day import LearnerDay
 from domain.learner_week import LearnerWeek
 from domain.opportunity import Opportunity
-from domain.organisation import OrganisationSettings
+from domain.organisation import Organisation, OrganisationSettings
 from domain.placement import Placement
 from domain.program import ApprenticeshipProgram
 
@@ -31,6 +31,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     LearnerDay,
     LearnerWeek,
     OrganisationSettings,
+    Organisation,
     SchoolCalendar,
     ImportedFile,
 )

@@ -206,6 +206,21 @@ def summary(event: Envelope) -> str:
     if t == "CredentialIssued":
         until = f", valid until {d['expires_on']}" if d.get("expires_on") else ""
         return f"Issued credential {d['kind']} by {d['issuer']}{until}"
+    if t == "CredentialRevoked":
+        return f"Revoked credential {d['credential_id']}: {d['reason']}"
+    if t == "CredentialReissued":
+        return (f"Reissued credential {d['credential_id']} as {d['new_credential_id']} "
+                f"({d['kind']} by {d['issuer']}): {d['reason']}")
+    if t == "OrganisationRegistered":
+        under = f" under {d['parent_id']}" if d.get("parent_id") else ""
+        return f"Registered {d['kind']} {d['organisation_id']} \"{d['name']}\"{under}"
+    if t == "OrganisationRenamed":
+        return f"Renamed the organisation \"{d['name']}\""
+    if t == "OrganisationMoved":
+        return (f"Moved the organisation from {d.get('previous_parent_id') or 'no parent'} "
+                f"to {d.get('parent_id') or 'no parent'}")
+    if t == "OrganisationClosed":
+        return "Closed the organisation"
     if t == "PlacementSuspended":
         return "Suspended the placement"
     if t == "PlacementReinstated":

@@ -43,11 +43,12 @@ from domain.errors import (
     RuleViolated,
     StaleVersion,
     UnknownAggregate,
+    WrongState,
 )
 from domain.learner_day import LearnerDay
 from domain.learner_week import LearnerWeek
 from domain.opportunity import Opportunity
-from domain.organisation import OrganisationSettings
+from domain.organisation import Organisation, OrganisationSettings
 from domain.placement import Placement
 from domain.program import ApprenticeshipProgram
 from infra.command_log import CommandKey, RecordedCommand, recorded_command
@@ -416,6 +417,95 @@ class Ledger(Application[UUID]):
             return ChildLabourPolicy.REFUSE
         assert isinstance(settings, OrganisationSettings)
         return settings.child_labour_policy
+
+    # -- organisations and their hierarchy (decision 047) ----------------------------
+
+    def _organisation(self, organisation_id: str) -> Organisation | None:
+        try:
+            found: object = self._get(Organisation.create_id(organisation_id))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, Organisation) else None
+
+    def _check_parent(self, organisation_id: str, parent_id: str | None) -> None:
+        """A parent must be registered and open, and must not sit below the organisation
+        (a cycle would make a report's roll-up endless)."""
+        if parent_id is None:
+            return
+        seen = {organisation_id}
+        current: str | None = parent_id
+        while current is not None:
+            if current in seen:
+                raise RuleViolated(
+                    f"{parent_id} belongs (directly or not) to {organisation_id}; the move "
+                    "would make a cycle.", code="parent-cycle", field="parent_id")
+            seen.add(current)
+            found = self._organisation(current)
+            if found is None:
+                raise RuleViolated(f"No organisation {current} is registered.",
+                                   code="unknown-parent", field="parent_id")
+            if current == parent_id and found.closed_on is not None:
+                raise RuleViolated(f"Organisation {parent_id} is closed.",
+                                   code="parent-closed", field="parent_id")
+            current = found.parent_id
+
+    @command
+    def register_organisation(
+        self, actor: Actor, *, organisation_id: str, name: str, kind: str,
+        parent_id: str | None = None, registered_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._expect_new(expected_version)
+        if self._organisation(organisation_id) is not None:
+            raise WrongState(f"Organisation {organisation_id} is already registered.",
+                             code="organisation-exists", field="id")
+        organisation = Organisation.register(
+            actor=actor, organisation_id=organisation_id, name=name, kind=kind,
+            parent_id=parent_id, registered_on=registered_on or self.today())
+        self._check_parent(organisation_id, parent_id)
+        return self._save_all(organisation, created_id=organisation_id)
+
+    def _registered(self, organisation_id: str, expected_version: int | None) -> Organisation:
+        try:
+            organisation: Organisation = self._load(
+                Organisation, Organisation.create_id(organisation_id), expected_version)
+        except UnknownAggregate:
+            raise UnknownAggregate(f"No organisation {organisation_id} is registered.",
+                                   code="unknown-organisation",
+                                   field="organisation_id") from None
+        return organisation
+
+    @command
+    def rename_organisation(
+        self, actor: Actor, organisation_id: str, *, name: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        organisation = self._registered(organisation_id, expected_version)
+        organisation.rename(actor=actor, name=name, renamed_on=self.today())
+        return self._save_all(organisation)
+
+    @command
+    def move_organisation(
+        self, actor: Actor, organisation_id: str, *, parent_id: str | None, reason: str,
+        moved_on: date | None = None, expected_version: int | None = None,
+    ) -> CommandResult:
+        organisation = self._registered(organisation_id, expected_version)
+        organisation.move(actor=actor, parent_id=parent_id, reason=reason,
+                          moved_on=moved_on or self.today())
+        self._check_parent(organisation_id, parent_id)
+        return self._save_all(organisation)
+
+    @command
+    def close_organisation(
+        self, actor: Actor, organisation_id: str, *, reason: str,
+        closed_on: date | None = None, expected_version: int | None = None,
+    ) -> CommandResult:
+        organisation = self._registered(organisation_id, expected_version)
+        organisation.close(actor=actor, reason=reason, closed_on=closed_on or self.today())
+        return self._save_all(organisation)
+
+    def get_organisation(self, organisation_id: str) -> Organisation:
+        return self._registered(organisation_id, None)
 
     # -- placements: match, agreement, start ---------------------------------------
 

@@ -166,6 +166,9 @@ RULES: dict[str, Rule] = {
     "POST /organisations/{organisation_id}/people": in_organisation(C, ADM),
     "GET /organisations/{organisation_id}/people": in_organisation(C, A, ADM),
     "POST /organisations/{organisation_id}/child-labour-policy": in_organisation(C, ADM),
+    "POST /organisations/{organisation_id}/rename": rule(ADM),
+    "POST /organisations/{organisation_id}/move": rule(ADM),
+    "POST /organisations/{organisation_id}/close": rule(ADM),
     # school calendars (not personal data: every working role reads them)
     "POST /organisations/{organisation_id}/calendar/years": in_organisation(C, ADM),
     "POST /organisations/{organisation_id}/calendar/exceptions": in_organisation(C, ADM),

@@ -5,6 +5,9 @@
 - ``organisations`` and ``people``: the registry of organisations (name, kind, parent:
   state -> district -> school, employers, sponsors) and of people as pseudonymous ids
   with a role and an organisation, no names (docs/decisions/034-organisation-registry.md).
+  Since decision 047 the organisations and their parents are events (the ``Organisation``
+  aggregate, which reports read); this table is the API's current copy of them, written
+  after each event so ``GET /organisations`` keeps answering from one indexed table.
 
 They have their own ``MetaData`` so rebuilding projections never touches them, and on the
 embedded default their own SQLite file (``api_engine``).
@@ -28,7 +31,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
+    update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from infra.settings import Settings
 
@@ -92,3 +98,23 @@ def api_engine(settings: Settings, read_models: Engine) -> Engine:
 
     api_metadata.create_all(engine)
     return engine
+
+
+def copy_organisation(engine: Engine, *, organisation_id: str, name: str, kind: str,
+                      parent_id: str | None, created_by: str, created_at: Any) -> None:
+    """Write the current state of one organisation (from its events) into the registry
+    table: an update, or an insert the first time. Running it twice changes nothing, so a
+    request that recorded the event but died before this copy is repaired by its retry."""
+    with engine.begin() as conn:
+        changed = conn.execute(update(organisations).where(
+            organisations.c.id == organisation_id).values(name=name, kind=kind,
+                                                          parent_id=parent_id)).rowcount
+        if changed:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(organisations).values(
+                    id=organisation_id, name=name, kind=kind, parent_id=parent_id,
+                    created_by=created_by, created_at=created_at))
+        except IntegrityError:  # a concurrent copy of the same organisation won
+            pass

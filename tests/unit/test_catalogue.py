@@ -18,6 +18,7 @@ REQUIRED = {
     "LearnerWeekOpened", "WeekMinutesClaimed", "WeekMinutesReleased",
     "WorkExperienceAgreementRecorded", "SchoolCalendarOpened", "SchoolYearRecorded",
     "SchoolDayExceptionRecorded",
+    "OrganisationRegistered", "OrganisationRenamed", "OrganisationMoved", "OrganisationClosed",
 }
 
 

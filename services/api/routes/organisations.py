@@ -1,28 +1,33 @@
 """Organisations and people: a small registry, plus each organisation's child-labour policy.
 
 Organisations (state agency, district, school, employer, sponsor, intermediary) have a
-name and an optional parent (state -> district -> school). People are pseudonymous ids
-with a role and an organisation: no names, no birth dates (those belong to the school's
-own systems; decision 011 and a later privacy issue). The registry is a plain table, not
-events: it records who exists, and every event already carries who acted and in which
-role (docs/decisions/034-organisation-registry.md). The child-labour policy is a
-recorded choice, so it is an event (``OrganisationSettings``).
+name and an optional parent (state -> district -> school). They are events (the
+``Organisation`` aggregate: registered, renamed, moved, closed; decision 047), so a state
+report as of a cut-off rolls up the hierarchy as it stood then, on every store; the
+registry table keeps the current copy ``GET /organisations`` answers from. People are
+pseudonymous ids with a role and an organisation: no names, no birth dates (those belong to
+the school's own systems; decision 011); they stay a plain table, which authorisation
+reads (docs/decisions/034-organisation-registry.md). The child-labour policy is a recorded
+choice, so it is an event (``OrganisationSettings``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from domain.actor import Role
 from domain.child_labour import ChildLabourPolicy
+from domain.errors import WrongState
+from domain.organisation import Organisation
 from services.api.auth import TOKEN_ROLES
 from services.api.deps import ActorDep, ApiEngineDep, LedgerDep
 from services.api.errors import ProblemError
@@ -37,7 +42,8 @@ from services.api.models import (
     accepted,
     expected_version,
 )
-from services.api.store import organisations, people
+from services.api.store import copy_organisation, organisations, people
+from services.ledger import CommandResult, Ledger
 
 router = APIRouter(prefix="/organisations", tags=["organisations and people"],
                    responses=PROBLEM_RESPONSES)
@@ -113,27 +119,37 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@router.post("", status_code=201, response_model=OrganisationOut)
-def create_organisation(body: CreateOrganisation, engine: ApiEngineDep, actor: ActorDep,
-                        response: Response, idempotency_key: IdempotencyKey = None
-                        ) -> OrganisationOut:
-    row = {**body.model_dump(), "kind": body.kind.value, "created_by": actor.id,
-           "created_at": _now()}
-    with engine.begin() as conn:
-        if body.parent_id is not None and conn.execute(
-            select(organisations.c.id).where(organisations.c.id == body.parent_id)
-        ).first() is None:
-            raise ProblemError(422, "unknown-parent", "Unknown parent organisation",
-                               f"No organisation {body.parent_id} is registered.",
-                               field="parent_id")
-        try:
-            conn.execute(insert(organisations).values(**row))
-        except IntegrityError:
-            raise ProblemError(409, "organisation-exists", "Already registered",
-                               f"Organisation {body.id} is already registered.",
-                               field="id") from None
-    response.headers["Location"] = f"/organisations/{body.id}"
+def _copy(engine: Engine, organisation: Organisation) -> OrganisationOut:
+    """Bring the registry table in line with the organisation's events; answer its row."""
+    created_at = organisation.created_on
+    copy_organisation(engine, organisation_id=organisation.organisation_id,
+                      name=organisation.name, kind=organisation.kind,
+                      parent_id=organisation.parent_id,
+                      created_by=organisation.registered_by, created_at=created_at)
+    with engine.connect() as conn:
+        row = conn.execute(select(organisations).where(
+            organisations.c.id == organisation.organisation_id)).mappings().one()
     return OrganisationOut(**{k: row[k] for k in OrganisationOut.model_fields})
+
+
+@router.post("", status_code=201, response_model=OrganisationOut)
+async def create_organisation(body: CreateOrganisation, engine: ApiEngineDep,
+                              ledger: LedgerDep, actor: ActorDep, response: Response,
+                              idempotency_key: IdempotencyKey = None) -> OrganisationOut:
+    """Register an organisation and its parent as an ``OrganisationRegistered`` event."""
+    def register() -> OrganisationOut:
+        try:
+            ledger.register_organisation(actor, organisation_id=body.id, name=body.name,
+                                         kind=body.kind.value, parent_id=body.parent_id)
+        except WrongState:
+            # Already recorded: repair the table copy if a crash left it behind, then refuse.
+            _copy(engine, ledger.get_organisation(body.id))
+            raise
+        return _copy(engine, ledger.get_organisation(body.id))
+
+    out = await run_in_threadpool(register)
+    response.headers["Location"] = f"/organisations/{body.id}"
+    return out
 
 
 @router.get("", response_model=list[OrganisationOut])
@@ -221,3 +237,71 @@ async def set_child_labour_policy(organisation_id: OrganisationId, body: SetChil
             actor, organisation_id, policy=body.policy, reason=body.reason,
             expected_version=expected_version(if_match)))
     return accepted(response, result)
+
+
+class RenameOrganisation(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Springfield Unified School District 42"}]})
+    name: str = Field(min_length=1, max_length=300, description=(
+        "The new name; reports as of later cut-offs show it, earlier ones keep the old."))
+
+
+class MoveOrganisation(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "parent_id": "district-043", "reason": "Schools of the east side merged into 43"}]})
+    parent_id: Ident | None = Field(description=(
+        "The organisation it belongs to from now on: registered, open, not below it "
+        "(422 `unknown-parent`, `parent-closed`, `parent-cycle`); null for none."))
+    reason: Text = Field(description="Why it moves (kept for auditors).")
+
+
+class CloseOrganisation(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "reason": "Merged into North High"}]})
+    reason: Text = Field(description="Why it closes (kept for auditors).")
+
+
+async def _change(ledger: Ledger, engine: Engine, organisation_id: str, response: Response,
+                  change: Callable[[], CommandResult]) -> CommandAccepted:
+    def run() -> CommandResult:
+        result = change()
+        _copy(engine, ledger.get_organisation(organisation_id))
+        return result
+
+    return accepted(response, await run_in_threadpool(run))
+
+
+@router.post("/{organisation_id}/rename", response_model=CommandAccepted)
+async def rename_organisation(organisation_id: OrganisationId, body: RenameOrganisation,
+                              ledger: LedgerDep, engine: ApiEngineDep, actor: ActorDep,
+                              response: Response, if_match: IfMatch = None,
+                              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    """Record a new name (``OrganisationRenamed``)."""
+    return await _change(ledger, engine, organisation_id, response, lambda: (
+        ledger.rename_organisation(actor, organisation_id, name=body.name,
+                                   expected_version=expected_version(if_match))))
+
+
+@router.post("/{organisation_id}/move", response_model=CommandAccepted)
+async def move_organisation(organisation_id: OrganisationId, body: MoveOrganisation,
+                            ledger: LedgerDep, engine: ApiEngineDep, actor: ActorDep,
+                            response: Response, if_match: IfMatch = None,
+                            idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    """Record that the organisation now belongs to another parent (``OrganisationMoved``);
+    reports as of earlier cut-offs keep the old roll-up."""
+    return await _change(ledger, engine, organisation_id, response, lambda: (
+        ledger.move_organisation(actor, organisation_id, parent_id=body.parent_id,
+                                 reason=body.reason,
+                                 expected_version=expected_version(if_match))))
+
+
+@router.post("/{organisation_id}/close", response_model=CommandAccepted)
+async def close_organisation(organisation_id: OrganisationId, body: CloseOrganisation,
+                             ledger: LedgerDep, engine: ApiEngineDep, actor: ActorDep,
+                             response: Response, if_match: IfMatch = None,
+                             idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    """Record that the organisation closed (``OrganisationClosed``): no new children, no
+    changes; its history and roll-up stay."""
+    return await _change(ledger, engine, organisation_id, response, lambda: (
+        ledger.close_organisation(actor, organisation_id, reason=body.reason,
+                                  expected_version=expected_version(if_match))))
