@@ -228,10 +228,44 @@ def every_event_type(ledger: Ledger) -> None:
     ledger.suspend_placement(coordinator, apprenticeship, reason="injury")
     ledger.reinstate_placement(coordinator, apprenticeship, reason="recovered")
     ledger.complete_placement(coordinator, apprenticeship)
-    ledger.issue_credential(coordinator, apprenticeship, kind="ApprenticeshipCertificate",
-                            issuer="US DOL")
+    issued = ledger.issue_credential(coordinator, apprenticeship,
+                                     kind="ApprenticeshipCertificate", issuer="US DOL")
+    reissued = ledger.reissue_credential(coordinator, apprenticeship,
+                                         credential_id=str(issued.created_id),
+                                         reason="Name corrected")
+    ledger.revoke_credential(coordinator, apprenticeship, credential_id=str(reissued.created_id),
+                             reason="Issued in error")
     withdrawn = started()
     ledger.withdraw_placement(learner, withdrawn, reason="moved", during_probation=True)
+
+    # a school calendar, a young learner's week across placements, a WECEP agreement, and a
+    # correction of approved hours that waits for approval
+    ledger.record_school_year(coordinator, org, school_year="2023-2024",
+                              first_day=date(2023, 8, 28), last_day=date(2024, 6, 7),
+                              breaks=[{"name": "Winter break", "first_day": date(2023, 12, 22),
+                                       "last_day": date(2024, 1, 5)}])
+    ledger.record_school_day_exception(coordinator, org, day=date(2024, 2, 13),
+                                       school_day=False, reason="Snow day")
+    young = ledger.match_learner(
+        coordinator, opportunity(), learner_id="learner-15", supervisor_id=supervisor.id,
+        learner_born_on=date(2009, 1, 1)).aggregate_id
+    for actor, party in ((Actor("learner-15", Role.LEARNER), "learner"),
+                         (Actor("guardian-1", Role.GUARDIAN, org), "guardian"),
+                         (employer, "employer"), (coordinator, "coordinator")):
+        ledger.sign_agreement(actor, young, party=party)
+    ledger.start_placement(coordinator, young, started_on=date(2024, 1, 8))
+    ledger.record_work_experience_agreement(coordinator, young, signed_on=date(2024, 1, 8),
+                                            reason="WECEP agreement")
+    shift = ledger.log_hours(coordinator, young, work_date=date(2024, 2, 14),
+                             minutes=120).created_id
+    ledger.reject_hours(supervisor, young, entry_id=str(shift), reason="not that day")
+    approved = ledger.log_hours(coordinator, young, work_date=date(2024, 2, 15),
+                               minutes=120).created_id
+    ledger.approve_hours(supervisor, young, entry_id=str(approved))
+    correction = ledger.correct_hours(coordinator, young, entry_id=str(approved),
+                                      reason="90 minutes", work_date=date(2024, 2, 15),
+                                      minutes=90).created_id
+    ledger.approve_hours(supervisor, young, entry_id=str(correction))
 
     # and a file of historical records (FileImported)
     import os
