@@ -16,7 +16,7 @@ because of the state raises :class:`WrongState` with the code ``placement-<state
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -137,6 +137,14 @@ class Credential(_Immutable):
     issuer: str
     issued_on: date
     expires_on: date | None
+    revoked_on: date | None = None
+    revocation_reason: str | None = None
+    replaced_by: str | None = None
+    """The credential reissued in its place (this one is then no longer in force)."""
+
+    @property
+    def in_force(self) -> bool:
+        return self.revoked_on is None and self.replaced_by is None
 
 
 @dataclass(frozen=True)
@@ -844,6 +852,100 @@ class Placement(Aggregate):
             credential_id=credential_id, kind=CredentialKind(kind), issuer=issuer,
             issued_on=business_date, expires_on=expires_on,
         ))
+
+    def credential(self, credential_id: str) -> Credential:
+        for credential in self.credentials:
+            if credential.credential_id == credential_id:
+                return credential
+        raise UnknownAggregate(f"No credential {credential_id} on this placement.",
+                               code="unknown-credential", field="credential_id")
+
+    def _require_credential_authority(self, actor: Actor) -> None:
+        """Who may issue may also revoke and reissue: the organisation's coordinators, the
+        program's sponsor (for an apprenticeship placement), admins."""
+        if actor.role not in (*COORDINATING_ROLES, Role.SPONSOR):
+            raise NotPermitted("Coordinators and sponsors revoke and reissue credentials.",
+                               code="coordinator-required")
+        if actor.role is Role.SPONSOR:
+            if self.program_id is None:
+                raise NotPermitted("A sponsor acts on credentials of its apprenticeship "
+                                   "placements only.", code="not-the-sponsor")
+        else:
+            self._require_same_organisation(actor)
+
+    def _credential_in_force(self, credential_id: str, verb: str) -> Credential:
+        credential = self.credential(credential_id)
+        if credential.revoked_on is not None:
+            raise WrongState(f"Cannot {verb} credential {credential_id}: it was revoked on "
+                             f"{credential.revoked_on}.", code="credential-revoked")
+        if credential.replaced_by is not None:
+            raise WrongState(f"Cannot {verb} credential {credential_id}: it was reissued as "
+                             f"{credential.replaced_by}.", code="credential-reissued")
+        return credential
+
+    def revoke_credential(self, *, actor: Actor, credential_id: str, reason: str,
+                          revoked_on: date, today: date) -> None:
+        """Withdraw a credential issued in error or no longer deserved. Nothing is deleted:
+        the revocation is a new fact with its reason, the credential's status entry turns
+        to revoked, and every verifier checking its status from then on refuses it."""
+        self._require_credential_authority(actor)
+        credential = self._credential_in_force(credential_id, "revoke")
+        reason = _reason(reason)
+        _not_in_future(revoked_on, today, "revoked_on")
+        if revoked_on < credential.issued_on:
+            raise RuleViolated("A credential is revoked on or after the day it was issued.",
+                               code="dates-reversed", field="revoked_on")
+        self._credential_revoked(actor_id=actor.id, actor_role=str(actor.role),
+                                 business_date=revoked_on, credential_id=credential_id,
+                                 reason=reason)
+
+    @event("CredentialRevoked")
+    def _credential_revoked(self, *, actor_id: str, actor_role: str, business_date: date,
+                            credential_id: str, reason: str) -> None:
+        """A credential was revoked on ``business_date``, with the reason; it no longer
+        verifies (its bit in the issuer's status list is set)."""
+        self.credentials = [
+            replace(c, revoked_on=business_date, revocation_reason=reason)
+            if c.credential_id == credential_id else c for c in self.credentials]
+
+    def reissue_credential(self, *, actor: Actor, credential_id: str, reason: str,
+                           reissued_on: date, today: date, expires_on: date | None = None,
+                           new_credential_id: str | None = None) -> str:
+        """Replace a credential in force by a new one of the same kind and issuer (a
+        corrected name, a new expiry): the old one stops verifying, the new one has its own
+        id and status entry. Returns the new credential's id."""
+        self._require({PlacementStatus.ACTIVE, PlacementStatus.COMPLETED},
+                      "reissue a credential")
+        self._require_credential_authority(actor)
+        old = self._credential_in_force(credential_id, "reissue")
+        reason = _reason(reason)
+        _not_in_future(reissued_on, today, "reissued_on")
+        if reissued_on < old.issued_on:
+            raise RuleViolated("A credential is reissued on or after the day it was issued.",
+                               code="dates-reversed", field="reissued_on")
+        until = expires_on if expires_on is not None else old.expires_on
+        if until is not None and until <= reissued_on:
+            raise RuleViolated("The reissued credential expires before it is issued.",
+                               code="dates-reversed", field="expires_on")
+        new_id = new_credential_id or str(uuid4())
+        self._credential_reissued(actor_id=actor.id, actor_role=str(actor.role),
+                                  business_date=reissued_on, credential_id=credential_id,
+                                  new_credential_id=new_id, kind=old.kind.value,
+                                  issuer=old.issuer, expires_on=until, reason=reason)
+        return new_id
+
+    @event("CredentialReissued")
+    def _credential_reissued(self, *, actor_id: str, actor_role: str, business_date: date,
+                             credential_id: str, new_credential_id: str, kind: str, issuer: str,
+                             expires_on: date | None, reason: str) -> None:
+        """A credential was replaced by ``new_credential_id`` (same kind and issuer), issued
+        on ``business_date``, with the reason; the old one no longer verifies."""
+        self.credentials = [
+            replace(c, replaced_by=new_credential_id) if c.credential_id == credential_id
+            else c for c in self.credentials]
+        self.credentials.append(Credential(
+            credential_id=new_credential_id, kind=CredentialKind(kind), issuer=issuer,
+            issued_on=business_date, expires_on=expires_on))
 
     # -- status changes ---------------------------------------------------------------
 

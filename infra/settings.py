@@ -134,6 +134,24 @@ class Settings(BaseSettings):
         description="Comma-separated public keys (base64url, the JWK `x`) of retired audit "
         "signing keys: checkpoints they signed still verify after a rotation.",
     )
+    public_url: str = Field(
+        "https://localhost:8000",
+        description="The API's public HTTPS address: credentials name their issuers as "
+        "did:web identifiers under it, and their status lists and keys are served there.",
+    )
+    credential_signing_key: SecretStr | None = Field(
+        None,
+        description="Base64 32-byte Ed25519 private key that signs Open Badges and CLRs. "
+        "Unset: a random key kept in WBL_DATA_DIR/credential-signing.key (mode 0600), made on "
+        "first use (embedded default only).",
+    )
+    credential_retired_public_keys: str | None = Field(
+        None,
+        description="Comma-separated public keys (base64url, the JWK `x`) of retired credential "
+        "signing keys: still published, so credentials they signed still verify.",
+    )
+    clr_issuer_name: str = Field(
+        "wbl-ledger", description="The issuer named on the CLRs this deployment issues.")
     metrics_port: int | None = Field(
         None, ge=1, le=65535,
         description="Prometheus port of the relay and projector roles (the API serves /metrics).",

@@ -14,12 +14,15 @@ badges, or as credit); the notation line is the plain-text form a SIS import tak
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import (
     BigInteger,
@@ -32,7 +35,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    insert,
     select,
+    update,
 )
 
 from projections.common import dumps, evolved, hours, loads, replace_rows
@@ -81,10 +86,11 @@ class TranscriptTables:
     experience: Table
     opportunity: Table
     entry: Table
+    credential: Table
 
     @property
     def all(self) -> list[Table]:
-        return [self.experience, self.opportunity, self.entry]
+        return [self.experience, self.opportunity, self.entry, self.credential]
 
 
 def make_tables(md: MetaData, suffix: str = "") -> TranscriptTables:
@@ -129,7 +135,22 @@ def make_tables(md: MetaData, suffix: str = "") -> TranscriptTables:
         Column("position", BigInteger, nullable=False),
     )
     entry = make_entry_table(md, f"transcript_hour_entry{suffix}")
-    return TranscriptTables(experience, opportunity, entry)
+    credential = Table(
+        # One row per credential ever issued: what its issuer's status list and a verifier
+        # read without scanning every experience.
+        f"transcript_credential{suffix}", md,
+        Column("credential_id", String(100), primary_key=True),
+        Column("placement_id", String(100), nullable=False),
+        Column("issuer_key", String(100), nullable=False),
+        Column("issuer", String(300), nullable=False),
+        Column("status_index", BigInteger, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("status_changed_on", String(10)),
+        Column("status_reason", String(1000)),
+        Column("version", Integer, nullable=False),
+        Index(f"ix_transcript_credential_list{suffix}", "issuer_key", "status_index"),
+    )
+    return TranscriptTables(experience, opportunity, entry, credential)
 
 
 LIVE_TABLES = make_tables(shared_metadata)
@@ -210,15 +231,47 @@ def evolve(state: ExperienceState | None, event: Envelope) -> ExperienceState | 
         }
         return evolved(s, evaluations=(*s.evaluations, evaluation), **at)
     if kind == "CredentialIssued":
-        credential = {
-            "credential_id": d["credential_id"], "kind": d["kind"], "issuer": d["issuer"],
-            "issued_on": d["business_date"], "expires_on": d.get("expires_on"),
-        }
+        credential = _issued(event, d["credential_id"])
         return evolved(s, credentials=(*s.credentials, credential), **at)
+    if kind == "CredentialRevoked":
+        return evolved(s, credentials=_changed(s.credentials, d["credential_id"], {
+            "status": REVOKED, "status_changed_on": d["business_date"],
+            "status_reason": d["reason"]}), **at)
+    if kind == "CredentialReissued":
+        old = _changed(s.credentials, d["credential_id"], {
+            "status": REISSUED, "status_changed_on": d["business_date"],
+            "status_reason": d["reason"], "replaced_by": d["new_credential_id"]})
+        new = {**_issued(event, d["new_credential_id"]), "replaces": d["credential_id"],
+               "reissue_reason": d["reason"]}
+        return evolved(s, credentials=(*old, new), **at)
     if kind == "CompetencySignedOff":
         return evolved(s, competencies_signed_off=(*s.competencies_signed_off, d["competency"]),
                        **at)
     return evolved(s, **at)
+
+
+IN_FORCE, REVOKED, REISSUED = "in force", "revoked", "reissued"
+"""A credential's status on the transcript; only one in force verifies."""
+
+
+def _issued(event: Envelope, credential_id: str) -> dict[str, Any]:
+    """A credential as the transcript keeps it. ``status_index`` is the position of the
+    event that issued it: unique across the ledger and known to every replay, so it is the
+    credential's entry in its issuer's status list without any allocation to coordinate.
+    ``issued_at`` (when the issuance was recorded) is the credential's ``validFrom``."""
+    d = event.data
+    return {
+        "credential_id": credential_id, "kind": d["kind"], "issuer": d["issuer"],
+        "issued_on": d["business_date"], "expires_on": d.get("expires_on"),
+        "issued_at": event.recorded_at.isoformat(), "status_index": event.position,
+        "status": IN_FORCE,
+    }
+
+
+def _changed(credentials: Sequence[Mapping[str, Any]], credential_id: str,
+             change: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    return tuple({**c, **change} if c["credential_id"] == credential_id else c
+                 for c in credentials)
 
 
 _COUNTED_KINDS = (ON_THE_JOB, RELATED_INSTRUCTION)
@@ -349,10 +402,16 @@ class Experience:
         parts = [self.notation_code, self.employer_name or "(employer pending)",
                  f"{first}..{last}", f"{hours(self.approved_minutes, '0.1')} h",
                  self.status_label]
-        if self.credentials:
+        if self.credentials_in_force:
             parts.append("Credential: " + "; ".join(
-                f"{c['kind']} ({c['issuer']})" for c in self.credentials))
+                f"{c['kind']} ({c['issuer']})" for c in self.credentials_in_force))
         return " | ".join(parts)
+
+    @property
+    def credentials_in_force(self) -> list[dict[str, Any]]:
+        """Revoked and reissued credentials stay on the transcript (with their reason) but
+        leave the notation line and the exports: a SIS shows what still stands."""
+        return [c for c in self.credentials if c.get("status", IN_FORCE) == IN_FORCE]
 
     def credits(self, config: TranscriptConfig) -> Decimal:
         if config.credits_only_when_completed and self.status != "completed":
@@ -417,7 +476,8 @@ def export_rows(experiences: Iterable[Experience], config: TranscriptConfig
             "title": e.title or "", "employer_name": e.employer_name or "",
             "first_day": first, "last_day": last, "approved_hours": str(e.approved_hours),
             "status": e.status_label, "evaluation_summary": e.evaluation_summary or "",
-            "credentials": "; ".join(f"{c['kind']} ({c['issuer']})" for c in e.credentials),
+            "credentials": "; ".join(f"{c['kind']} ({c['issuer']})"
+                                     for c in e.credentials_in_force),
             "placement_id": e.placement_id,
         })
     return out
@@ -432,12 +492,20 @@ def to_csv(experiences: Iterable[Experience], config: TranscriptConfig) -> str:
 
 
 # -- Open Badges 3.0 and CLR 2.0 -------------------------------------------------------------
+#
+# The documents are built here (pure: the same read model and settings give the same bytes);
+# they are signed in ``services/credentials`` (decision 046). Every term used is defined by
+# the pinned contexts below, so the JSON is exactly what a Data Integrity proof signs.
 
 VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 CLR_CONTEXT = "https://purl.imsglobal.org/spec/clr/v2p0/context-2.0.1.json"
 URN = "urn:wbl-ledger"
 _NAMESPACE = uuid.UUID("6f1d7c2e-8a51-4c0f-9d3e-2b7a4e5c9f10")
+STATUS_LIST_BITS = 131_072
+"""Bits in one status list: the W3C Bitstring Status List minimum (16 KB), so a list does
+not tell how many credentials its issuer has."""
+CREDENTIAL_EVENTS = frozenset({"CredentialIssued", "CredentialRevoked", "CredentialReissued"})
 
 
 def _urn_uuid(value: str) -> str:
@@ -447,86 +515,179 @@ def _urn_uuid(value: str) -> str:
         return f"urn:uuid:{uuid.uuid5(_NAMESPACE, value)}"
 
 
-def _profile(issuer: str) -> dict[str, Any]:
-    return {"id": f"{URN}:issuer:{uuid.uuid5(_NAMESPACE, issuer)}", "type": ["Profile"],
-            "name": issuer}
+def issuer_key(issuer: str) -> str:
+    """The stable path segment of an issuer named in ``CredentialIssued`` (its DID, its
+    status lists): the same name always gives the same key, and no name is in a URL."""
+    return str(uuid.uuid5(_NAMESPACE, issuer.strip()))
 
 
-def open_badge(experience: Experience, credential: Mapping[str, Any]) -> dict[str, Any]:
-    """An unsigned Open Badges 3.0 ``OpenBadgeCredential`` for one issued credential.
+def did_web(base_url: str) -> str:
+    """The did:web identifier whose documents live under ``base_url`` (did:web method
+    spec: the host, its port percent-encoded, then each path segment after a colon)."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("a did:web base is an https:// URL with a host")
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    segments = [quote(host, safe="")] + [quote(p, safe="") for p in parts.path.split("/") if p]
+    return "did:web:" + ":".join(segments)
 
-    Shape per the 1EdTech OB 3.0 data model (VC data model 2.0): ``@context``, ``id``,
-    ``type``, ``issuer`` (a ``Profile``), ``validFrom``, ``name`` and a ``credentialSubject``
-    of type ``AchievementSubject`` holding the ``Achievement``. Not yet present: a ``proof``
-    (signing needs the issuer's key and DID; see docs/projections.md).
+
+@dataclass(frozen=True)
+class Issuing:
+    """Where this deployment publishes its issuers: ``base_url`` is the public HTTPS address
+    of the API (``WBL_PUBLIC_URL``); each issuer is ``did:web:<host>:issuers:<key>``, whose
+    DID document and status lists the API serves under ``/issuers/<key>/``."""
+
+    base_url: str
+
+    @property
+    def root(self) -> str:
+        return self.base_url.rstrip("/")
+
+    def issuer_did(self, issuer: str) -> str:
+        return f"{did_web(self.root)}:issuers:{issuer_key(issuer)}"
+
+    def profile(self, issuer: str) -> dict[str, Any]:
+        return {"id": self.issuer_did(issuer), "type": ["Profile"], "name": issuer,
+                "url": f"{self.root}/issuers/{issuer_key(issuer)}"}
+
+    def status_list_url(self, issuer: str, list_number: int) -> str:
+        return f"{self.root}/issuers/{issuer_key(issuer)}/status/{list_number}"
+
+    def status_entry(self, issuer: str, index: int) -> dict[str, Any]:
+        """The credential's W3C Bitstring Status List entry (purpose: revocation)."""
+        number, bit = divmod(index, STATUS_LIST_BITS)
+        url = self.status_list_url(issuer, number)
+        return {"id": f"{url}#{bit}", "type": "BitstringStatusListEntry",
+                "statusPurpose": "revocation", "statusListIndex": str(bit),
+                "statusListCredential": url}
+
+
+def _timestamp(value: str) -> str:
+    """An ISO 8601 instant in UTC with a ``Z``, to the second (VC ``dateTimeStamp``)."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def identity(learner_id: str, salt_from: str) -> dict[str, Any]:
+    """The learner as an OB 3.0 ``IdentityObject``: a salted SHA-256 of their id, so the
+    credential names nobody by itself, while the learner (who knows their id) or a verifier
+    told it can check it is theirs. The salt differs per document (derived from
+    ``salt_from``, the credential's id), so two credentials of one learner cannot be linked
+    by their hashes; deriving it keeps a document the same each time it is served."""
+    salt = hashlib.sha256(f"wbl-ledger/identity-salt/{salt_from}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256((learner_id + salt).encode()).hexdigest()
+    return {"type": "IdentityObject", "hashed": True, "identityHash": f"sha256${digest}",
+            "identityType": "identifier", "salt": salt}
+
+
+def _achievement_id(experience: Experience, credential: Mapping[str, Any]) -> str:
+    return f"{URN}:achievement:{experience.placement_id}:{credential['kind']}"
+
+
+def _experience_achievement_id(experience: Experience) -> str:
+    return f"{URN}:experience:{experience.placement_id}"
+
+
+def open_badge(experience: Experience, credential: Mapping[str, Any], issuing: Issuing
+               ) -> dict[str, Any]:
+    """An Open Badges 3.0 ``OpenBadgeCredential`` for one issued credential, unsigned.
+
+    ``validFrom`` is when the issuance was recorded (the credential exists from then on),
+    ``awardedDate`` the day it was awarded (the event's business date); ``validUntil`` the
+    end of its expiry day. The subject is an ``IdentityObject`` (a salted hash), never the
+    learner's id. O*NET occupations align with ``targetType: ext:ONetOccupation`` (O*NET is
+    not in OB 3.0's AlignmentTargetType enumeration; ``ext:`` terms extend it).
+    ``credentialStatus`` points at the issuer's revocation list.
     """
     what = experience.title or experience.wbl_type_label
     where = f" at {experience.employer_name}" if experience.employer_name else ""
     first, last = experience.dates
-    doc: dict[str, Any] = {
-        "@context": [VC_CONTEXT, OB_CONTEXT],
-        "id": _urn_uuid(str(credential["credential_id"])),
-        "type": ["VerifiableCredential", "OpenBadgeCredential"],
-        "issuer": _profile(str(credential["issuer"])),
-        "validFrom": f"{credential['issued_on']}T00:00:00Z",
+    credential_id = str(credential["credential_id"])
+    issuer = str(credential["issuer"])
+    issued_at = str(credential.get("issued_at") or f"{credential['issued_on']}T00:00:00+00:00")
+    achievement: dict[str, Any] = {
+        "id": _achievement_id(experience, credential),
+        "type": ["Achievement"],
+        "achievementType": credential["kind"],
         "name": f"{what}{where}",
-        "credentialSubject": {
-            "id": f"{URN}:learner:{experience.learner_id}",
-            "type": ["AchievementSubject"],
-            "achievement": {
-                "id": f"{URN}:achievement:{experience.placement_id}:{credential['kind']}",
-                "type": ["Achievement"],
-                "achievementType": credential["kind"],
-                "name": f"{what}{where}",
-                "description": (f"{experience.wbl_type_label} ({experience.wbl_type}, CEDS "
-                                 f"001499), {first} to {last}, {experience.approved_hours} "
-                                 f"approved hours."),
-                "criteria": {"narrative": "Completed the work-based-learning experience with "
-                                          "a final evaluation recorded in wbl-ledger."},
-                "fieldOfStudy": experience.wbl_type_label,
-            },
-        },
+        "description": (f"{experience.wbl_type_label} ({experience.wbl_type}, CEDS 001499), "
+                        f"{first} to {last}, {experience.approved_hours} approved hours."),
+        "criteria": {"narrative": "Completed the work-based-learning experience with a final "
+                                  "evaluation recorded in wbl-ledger."},
+        "fieldOfStudy": experience.wbl_type_label,
     }
     if experience.occupation_code:
-        doc["credentialSubject"]["achievement"]["alignment"] = [{
-            "type": ["Alignment"], "targetName": experience.occupation_code,
+        achievement["alignment"] = [{
+            "type": ["Alignment"], "targetName": f"O*NET-SOC {experience.occupation_code}",
             "targetUrl": f"https://www.onetonline.org/link/summary/{experience.occupation_code}",
-            "targetType": "ceterms:Occupation", "targetCode": experience.occupation_code,
+            "targetType": "ext:ONetOccupation", "targetCode": experience.occupation_code,
+            "targetFramework": "O*NET-SOC",
         }]
+    doc: dict[str, Any] = {
+        "@context": [VC_CONTEXT, OB_CONTEXT],
+        "id": _urn_uuid(credential_id),
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "issuer": issuing.profile(issuer),
+        "validFrom": _timestamp(issued_at),
+        "awardedDate": f"{credential['issued_on']}T00:00:00Z",
+        "name": f"{what}{where}",
+        "credentialSubject": {
+            "type": ["AchievementSubject"],
+            "identifier": [identity(experience.learner_id, credential_id)],
+            "achievement": achievement,
+        },
+    }
     if credential.get("expires_on"):
         doc["validUntil"] = f"{credential['expires_on']}T23:59:59Z"
+    if credential.get("status_index") is not None:
+        doc["credentialStatus"] = issuing.status_entry(issuer, int(credential["status_index"]))
     return doc
 
 
-def clr(learner_id: str, experiences: Sequence[Experience], *, issuer: str,
-        issued_on: str) -> dict[str, Any]:
-    """An unsigned CLR 2.0 ``ClrCredential``: the learner's work-based-learning record, each
-    issued credential as an embedded ``OpenBadgeCredential``, each experience as an
-    ``Achievement`` (with its approved hours as a result) even when no badge was issued."""
-    badges = [open_badge(e, c) for e in experiences for c in e.credentials]
+def clr(learner_id: str, experiences: Sequence[Experience], signed_badges: Sequence[
+        Mapping[str, Any]], issuing: Issuing, *, issuer: str, issued_at: str, clr_id: str
+        ) -> dict[str, Any]:
+    """A CLR 2.0 ``ClrCredential``, unsigned: the learner's work-based-learning record.
+
+    ``signed_badges`` are the learner's credentials in force, each already signed (CLR 2.0:
+    every embedded credential carries its own proof). One ``Achievement`` per experience,
+    even without a badge; an ``Association`` says each badge's achievement is part of its
+    experience. ``validFrom`` is ``issued_at``, when this record is issued (not any
+    experience's end date); the subject is an ``IdentityObject``, as in the badges.
+    """
     achievements = []
+    associations = []
     for e in experiences:
         first, last = e.dates
         achievements.append({
-            "id": f"{URN}:experience:{e.placement_id}", "type": ["Achievement"],
+            "id": _experience_achievement_id(e), "type": ["Achievement"],
             "achievementType": "Fieldwork" if e.wbl_type != "Apprenticeship"
             else "ApprenticeshipCertificate",
             "name": e.notation(),
             "description": f"{e.wbl_type_label}, {first} to {last}: {e.status_label}.",
             "criteria": {"narrative": e.evaluation_summary or "No evaluation recorded."},
         })
+        for c in e.credentials_in_force:
+            associations.append({
+                "type": "Association", "associationType": "isPartOf",
+                "sourceId": _achievement_id(e, c), "targetId": _experience_achievement_id(e)})
     return {
-        "@context": [VC_CONTEXT, CLR_CONTEXT, OB_CONTEXT],
-        "id": f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'clr/{learner_id}/{issued_on}')}",
+        "@context": [VC_CONTEXT, OB_CONTEXT, CLR_CONTEXT],
+        "id": clr_id,
         "type": ["VerifiableCredential", "ClrCredential"],
-        "issuer": _profile(issuer),
-        "validFrom": f"{issued_on}T00:00:00Z",
-        "name": f"Work-based learning record of {learner_id}",
+        "issuer": issuing.profile(issuer),
+        "validFrom": _timestamp(issued_at),
+        "awardedDate": _timestamp(issued_at),
+        "name": "Work-based learning record",
         "credentialSubject": {
-            "id": f"{URN}:learner:{learner_id}",
             "type": ["ClrSubject"],
-            "verifiableCredential": badges,
+            "identifier": [identity(learner_id, clr_id)],
+            "verifiableCredential": [dict(b) for b in signed_badges],
             "achievement": achievements,
+            "association": associations,
         },
     }
 
@@ -551,6 +712,62 @@ class TranscriptProjection:
         replace_rows(conn, t.opportunity, t.opportunity.c.opportunity_id, opportunities)
         fold_placement_rows(conn, t.experience, t.experience.c.placement_id, t.entry,
                             events, evolve, _from_row, _to_row)
+        for event in events:
+            if event.aggregate_type == "Placement" and event.event_type in CREDENTIAL_EVENTS:
+                self._credential_rows(conn, event)
+
+    def _credential_rows(self, conn: Connection, event: Envelope) -> None:
+        """Keep ``transcript_credential`` in step. Idempotent: a row is inserted once, and
+        a status change applies only over an older version of its placement."""
+        c = self.tables.credential
+        d = event.data
+        version = event.aggregate_version
+        if event.event_type in ("CredentialRevoked", "CredentialReissued"):
+            status = REVOKED if event.event_type == "CredentialRevoked" else REISSUED
+            conn.execute(update(c).where(c.c.credential_id == d["credential_id"],
+                                         c.c.version < version).values(
+                status=status, status_changed_on=d["business_date"],
+                status_reason=d["reason"], version=version))
+        new_id = d.get("new_credential_id") if event.event_type == "CredentialReissued" \
+            else d["credential_id"] if event.event_type == "CredentialIssued" else None
+        if new_id is not None and conn.execute(
+                select(c.c.credential_id).where(c.c.credential_id == new_id)).first() is None:
+            conn.execute(insert(c).values(
+                credential_id=new_id, placement_id=event.aggregate_id,
+                issuer_key=issuer_key(d["issuer"]), issuer=d["issuer"],
+                status_index=event.position,
+                status=IN_FORCE, status_changed_on=None, status_reason=None, version=version))
+
+    def credential_status(self, conn: Connection, credential_id: str
+                          ) -> Mapping[str, Any] | None:
+        """The stored status of one credential (None: never issued here)."""
+        c = self.tables.credential
+        row = conn.execute(select(c).where(c.c.credential_id == credential_id)
+                           ).mappings().first()
+        return dict(row) if row is not None else None
+
+    def issuer_name(self, conn: Connection, key: str) -> str | None:
+        """The name of the issuer whose key is ``key``, if it ever issued a credential."""
+        c = self.tables.credential
+        row = conn.execute(select(c.c.issuer).where(c.c.issuer_key == key).limit(1)).first()
+        return None if row is None else str(row[0])
+
+    def status_at(self, conn: Connection, key: str, index: int) -> Mapping[str, Any] | None:
+        """The credential holding entry ``index`` of issuer ``key``'s status lists."""
+        c = self.tables.credential
+        row = conn.execute(select(c).where(c.c.issuer_key == key, c.c.status_index == index)
+                           ).mappings().first()
+        return dict(row) if row is not None else None
+
+    def withdrawn_indices(self, conn: Connection, issuer: str, first: int, last: int
+                          ) -> list[int]:
+        """Status-list indices in ``first..last`` of the issuer's credentials no longer in
+        force (revoked, or replaced by a reissue)."""
+        c = self.tables.credential
+        rows = conn.execute(select(c.c.status_index).where(
+            c.c.issuer_key == issuer, c.c.status_index >= first, c.c.status_index <= last,
+            c.c.status != IN_FORCE)).all()
+        return [int(r[0]) for r in rows]
 
     # -- queries ------------------------------------------------------------------------
 

@@ -863,6 +863,42 @@ class Ledger(Application[UUID]):
         )
         return self._save_all(placement, created_id=credential_id)
 
+    @command
+    def revoke_credential(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        credential_id: str,
+        reason: str,
+        revoked_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.revoke_credential(actor=actor, credential_id=credential_id, reason=reason,
+                                    revoked_on=revoked_on or today, today=today)
+        return self._save_all(placement)
+
+    @command
+    def reissue_credential(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        credential_id: str,
+        reason: str,
+        reissued_on: date | None = None,
+        expires_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        new_id = placement.reissue_credential(
+            actor=actor, credential_id=credential_id, reason=reason,
+            reissued_on=reissued_on or today, today=today, expires_on=expires_on)
+        return self._save_all(placement, created_id=new_id)
+
     # -- status changes ------------------------------------------------------------
 
     @command

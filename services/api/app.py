@@ -154,7 +154,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return app
 
 
-PUBLIC_PATHS = {"/health"}
+PUBLIC_PATHS = {"/health", "/issuers/{issuer_key}", "/issuers/{issuer_key}/did.json",
+                "/issuers/{issuer_key}/status/{list_number}", "/credentials/keys",
+                "/credentials/verify"}
 
 
 def _openapi(app: FastAPI) -> dict[str, object]:

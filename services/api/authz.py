@@ -207,6 +207,15 @@ RULES: dict[str, Rule] = {
     "GET /placements/{placement_id}/evaluations": placement(*READERS),
     "POST /placements/{placement_id}/credentials": placement(C, SP, ADM),
     "GET /placements/{placement_id}/credentials": placement(*READERS),
+    "POST /placements/{placement_id}/credentials/{credential_id}/revoke": placement(C, SP, ADM),
+    "POST /placements/{placement_id}/credentials/{credential_id}/reissue": placement(
+        C, SP, ADM),
+    # what a verifier needs, without signing in (decision 046)
+    "GET /issuers/{issuer_key}": PUBLIC,
+    "GET /issuers/{issuer_key}/did.json": PUBLIC,
+    "GET /issuers/{issuer_key}/status/{list_number}": PUBLIC,
+    "GET /credentials/keys": PUBLIC,
+    "POST /credentials/verify": PUBLIC,
     # projections (read models; issue 5)
     "GET /learners/{learner_id}/transcript": of_learner(L, C, A, ADM),
     "GET /learners/{learner_id}/transcript/export": of_learner(L, C, A, ADM),

@@ -17,7 +17,7 @@ REQUIRED = {
     "ChildLabourPolicyChosen", "ChildLabourPolicyChanged", "FileImported",
     "LearnerWeekOpened", "WeekMinutesClaimed", "WeekMinutesReleased",
     "WorkExperienceAgreementRecorded", "SchoolCalendarOpened", "SchoolYearRecorded",
-    "SchoolDayExceptionRecorded",
+    "SchoolDayExceptionRecorded", "CredentialRevoked", "CredentialReissued",
     "OrganisationRegistered", "OrganisationRenamed", "OrganisationMoved", "OrganisationClosed",
 }
 

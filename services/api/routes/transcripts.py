@@ -14,22 +14,21 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from projections.transcript import (
     Experience,
     TranscriptConfig,
     TranscriptProjection,
-    clr,
     export_rows,
-    open_badge,
     to_csv,
 )
 from services.api.deps import ActorDep, EngineDep, RuntimeDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
 from services.api.read_your_writes import read_your_writes as wait
+from services.api.routes.credentials import credentials_service
 
 router = APIRouter(tags=["transcripts"])
 
@@ -68,6 +67,12 @@ class CredentialOut(BaseModel):
     issuer: str
     issued_on: date
     expires_on: date | None = None
+    status: str = Field("in force", description="`in force`, `revoked` or `reissued`")
+    status_changed_on: date | None = Field(None, description="When it was revoked or "
+                                                             "reissued")
+    status_reason: str | None = Field(None, description="Why it was revoked or reissued")
+    replaced_by: str | None = Field(None, description="The credential reissued in its place")
+    replaces: str | None = Field(None, description="The credential this one replaced")
 
 
 class ExperienceOut(BaseModel):
@@ -116,7 +121,9 @@ class ExperienceOut(BaseModel):
             status=e.status, status_label=e.status_label,
             evaluation_summary=e.evaluation_summary,
             evaluations=[EvaluationOut(**v) for v in e.evaluations],
-            credentials=[CredentialOut(**c) for c in e.credentials],
+            credentials=[CredentialOut(**{k: v for k, v in c.items()
+                                          if k in CredentialOut.model_fields})
+                         for c in e.credentials],
             competencies_signed_off=e.competencies_signed_off, notation=e.notation(),
             course_code=config.course_code, credits=e.credits(config), version=e.version,
             position=e.position,
@@ -213,17 +220,19 @@ def list_experiences(
             responses=PROBLEM_RESPONSES)
 def credential_open_badge(
     learner_id: LearnerId, credential_id: Annotated[str, Path(max_length=200)],
-    runtime: RuntimeDep, engine: EngineDep,
+    runtime: RuntimeDep, engine: EngineDep, request: Request,
     settings: SettingsDep, actor: ActorDep, min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    """The credential as an (unsigned) Open Badges 3.0 ``OpenBadgeCredential``."""
+    """The credential as a signed Open Badges 3.0 ``OpenBadgeCredential`` (Data Integrity
+    proof, eddsa-rdfc-2022). A revoked or reissued credential is still served, signed as
+    issued: its status entry is what tells a verifier it no longer stands."""
     read_your_writes(runtime, settings, min_position)
     with engine.connect() as conn:
         found = TranscriptProjection().experiences(conn, learner_id=learner_id, limit=10_000)
     for experience in found:
         for credential in experience.credentials:
             if credential["credential_id"] == credential_id:
-                return open_badge(experience, credential)
+                return credentials_service(request).signed_badge(experience, credential)
     raise ProblemError(404, "unknown-credential", "Unknown id",
                        f"No credential {credential_id} is recorded for this learner.",
                        field="credential_id")
@@ -232,12 +241,17 @@ def credential_open_badge(
 @router.get("/learners/{learner_id}/clr", responses=PROBLEM_RESPONSES)
 def learner_clr(
     learner_id: LearnerId, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
-    actor: ActorDep, issuer: Annotated[str, Query(max_length=200)] = "wbl-ledger",
-    min_position: MinPosition = None,
+    actor: ActorDep, request: Request, min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    """The learner's record as an (unsigned) CLR 2.0 ``ClrCredential``."""
+    """The learner's record as a signed CLR 2.0 ``ClrCredential``, issued now by the
+    deployment (``WBL_CLR_ISSUER_NAME``): every experience as an achievement, every
+    credential in force embedded with its own proof."""
     read_your_writes(runtime, settings, min_position)
     with engine.connect() as conn:
         found = TranscriptProjection().experiences(conn, learner_id=learner_id, limit=10_000)
-    latest = max((e.dates[1] for e in found), default=date.today().isoformat())
-    return clr(learner_id, found, issuer=issuer, issued_on=latest)
+    record = credentials_service(request).signed_clr(learner_id, found)
+    if record is None:
+        raise ProblemError(404, "no-credentials", "Nothing to put in a CLR",
+                           "This learner holds no credential in force; a CLR embeds at "
+                           "least one.")
+    return record

@@ -188,11 +188,14 @@ def test_open_badge_and_clr_have_the_1edtech_shape() -> None:
     exp = transcript.experience_of({**transcript._to_row(state), "title": "Intern",
                                     "employer_name": "Acme Robotics",
                                     "occupation_code": "17-3024.01"})
-    badge = transcript.open_badge(exp, exp.credentials[0])
+    issuing = transcript.Issuing("https://wbl.example.org")
+    badge = transcript.open_badge(exp, exp.credentials[0], issuing)
     jsonschema.validate(badge, OB3_SCHEMA)
     assert badge["credentialSubject"]["achievement"]["achievementType"] == "Fieldwork"
-    assert "proof" not in badge  # unsigned at this step
-    record = transcript.clr("ana", [exp], issuer="District 42", issued_on="2026-06-01")
+    assert "proof" not in badge  # signed by services.credentials, not by the fold
+    record = transcript.clr("ana", [exp], [badge], issuing, issuer="District 42",
+                            issued_at="2026-06-01T10:00:00+00:00",
+                            clr_id="urn:uuid:0f0e0d0c-0b0a-4090-8070-605040302010")
     jsonschema.validate(record, CLR_SCHEMA)
 
 
