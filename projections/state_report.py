@@ -1,13 +1,18 @@
 """The state reporting feed: work-based-learning figures per reporting period and
 organisation (state -> district -> school), disaggregated by learner group, with small
-cells suppressed. A pure computation over the events up to a cut-off, the organisations
-registered by then and the learner profiles as they stood then, so the same cut-off always
-gives the same bytes (docs/reporting.md).
+cells suppressed. A pure computation over the events up to a cut-off (the organisation
+hierarchy included: ``Organisation`` events, decision 047) and the learner profiles as
+they stood then, so the same cut-off always gives the same bytes (docs/reporting.md).
+
+Every figure adds up exactly, so a reader's arithmetic is the arithmetic the suppression
+audit models: each learner counts once, under the organisation of their first placement of
+the period (ties: the placement id), so schools add up to their district; an organisation
+with children and placements of its own shows those as a child ``<id>/own``.
 
 Suppression (FERPA, and every state's public-reporting rules): a cell counting fewer than
-``min_cell`` learners (but more than none) is suppressed; then complementary cells are
-suppressed until no suppressed cell can be derived by subtraction, within a dimension
-(groups add up to the total) and across the hierarchy (children add up to their parent).
+``min_cell`` learners (but more than none) is suppressed, then complementary cells until an
+integer linear program over everything published leaves every suppressed cell a range at
+least ``min_cell`` wide (``projections/suppression.py``, decision 048).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -24,6 +29,7 @@ from typing import Any
 from domain.learner import LearnerProfile
 from projections.envelope import Envelope
 from projections.hour_entries import APPROVED, ON_THE_JOB, Entry, evolve_entries
+from projections.suppression import Key, suppress
 
 STANDARD_DIMENSIONS = ("sex", "race_ethnicity", "economically_disadvantaged", "disability",
                        "english_learner")
@@ -46,6 +52,46 @@ class Organisation:
     name: str
     kind: str
     parent_id: str | None
+    closed: bool = False
+
+
+OWN = "/own"
+"""Suffix of the child that holds an organisation's own placements (not through a child)."""
+
+
+class HierarchyUnresolved(ValueError):
+    """The report names an organisation, or a parent, that no ``OrganisationRegistered``
+    event up to the cut-off recorded. Leaving it out would drop its figures from every
+    level above it, so the report is refused instead."""
+
+
+def fold_organisations(events: Iterable[Envelope]) -> dict[str, Organisation]:
+    """The organisation hierarchy as the events up to the cut-off leave it (decision 047)."""
+    found: dict[str, Organisation] = {}
+    ids: dict[str, str] = {}
+    for event in events:
+        if event.aggregate_type != "Organisation":
+            continue
+        d = event.data
+        if event.event_type == "OrganisationRegistered":
+            org_id = str(d["organisation_id"])
+            parent = d.get("parent_id")
+            found[org_id] = Organisation(org_id, str(d["name"]), str(d["kind"]),
+                                         None if parent is None else str(parent))
+            ids[event.aggregate_id] = org_id
+            continue
+        org_id = ids.get(event.aggregate_id, "")
+        current = found.get(org_id)
+        if current is None:
+            continue
+        if event.event_type == "OrganisationRenamed":
+            found[org_id] = replace(current, name=str(d["name"]))
+        elif event.event_type == "OrganisationMoved":
+            parent = d.get("parent_id")
+            found[org_id] = replace(current, parent_id=None if parent is None else str(parent))
+        elif event.event_type == "OrganisationClosed":
+            found[org_id] = replace(current, closed=True)
+    return found
 
 
 @dataclass
@@ -125,17 +171,45 @@ MEASURES = {
     "perkins_5s3_participated_in_wbl": "learners",
 }
 
-Key = tuple[str, str, str, str]  # organisation, measure, dimension, group
 
+class Hierarchy:
+    """The organisations as of the cut-off, with each organisation's own placements under a
+    child of their own when it has children (so every parent is the exact sum of its
+    children), refusing any organisation it cannot place."""
 
-def _ancestors(org_id: str, organisations: Mapping[str, Organisation]) -> list[str]:
-    chain, seen = [org_id], {org_id}
-    parent = organisations[org_id].parent_id if org_id in organisations else None
-    while parent is not None and parent not in seen:
-        chain.append(parent)
-        seen.add(parent)
-        parent = organisations[parent].parent_id if parent in organisations else None
-    return chain
+    def __init__(self, organisations: Mapping[str, Organisation]) -> None:
+        self.organisations = dict(organisations)
+        self.parents_with_children = {o.parent_id for o in organisations.values()
+                                      if o.parent_id is not None}
+        self.used: dict[str, Organisation] = {}
+
+    def chain(self, org_id: str) -> list[str]:
+        """Where a figure of ``org_id``'s own placements counts: its node, then upwards."""
+        if org_id not in self.organisations:
+            raise HierarchyUnresolved(
+                f"Organisation {org_id} has placements or learners but was not registered "
+                "by the cut-off; register it (POST /organisations) and report again.")
+        chain: list[str] = []
+        if org_id in self.parents_with_children:
+            home = self.organisations[org_id]
+            own = Organisation(org_id + OWN, f"{home.name} (own placements)", "own", org_id)
+            self.used[own.id] = own
+            chain.append(own.id)
+        seen: set[str] = set()
+        current: str | None = org_id
+        while current is not None:
+            if current in seen:
+                raise HierarchyUnresolved(f"The hierarchy above {org_id} has a cycle.")
+            seen.add(current)
+            found = self.organisations.get(current)
+            if found is None:
+                raise HierarchyUnresolved(
+                    f"Organisation {chain[-1]} names parent {current}, which was not "
+                    "registered by the cut-off.")
+            self.used[current] = found
+            chain.append(current)
+            current = found.parent_id
+        return chain
 
 
 def compute_cells(
@@ -144,44 +218,54 @@ def compute_cells(
     organisations: Mapping[str, Organisation],
     profiles: Mapping[str, LearnerProfile | None],
     dimensions: tuple[str, ...],
-) -> dict[Key, Cell]:
+) -> tuple[dict[Key, Cell], dict[str, Organisation]]:
+    """Every cell, and the organisations (with their ``/own`` children) the cells name."""
     cells: dict[Key, Cell] = defaultdict(Cell)
+    hierarchy = Hierarchy(organisations)
 
     def add(org: str, measure: str, learner: str, amount: int,
-            wbl_type: str | None = None) -> None:
+            wbl_types: Iterable[str] = ()) -> None:
         profile = profiles.get(learner)
-        for o in _ancestors(org, organisations):
-            targets = [("all", "all")] + [(dim, _group(profile, dim)) for dim in dimensions]
-            if wbl_type is not None:
-                targets.append(("wbl_type", wbl_type))
+        targets = [("all", "all")] + [(dim, _group(profile, dim)) for dim in dimensions]
+        targets += [("wbl_type", t) for t in sorted(set(wbl_types))]
+        for o in hierarchy.chain(org):
             for dim, group in targets:
                 cell = cells[(o, measure, dim, group)]
                 cell.learners.add(learner)
                 cell.amount += amount
 
+    # Participants: each learner once, under their first placement's organisation, in every
+    # work-based-learning type they took part in.
+    active: dict[str, list[PlacementFacts]] = defaultdict(list)
     for p in placements.values():
         if p.started_on is None or p.started_on > period.ends_on:
             continue
-        ended = p.completed_on
-        if ended is None or ended >= period.starts_on:
-            add(p.organisation_id, "participants", p.learner_id, 0, p.wbl_type)
+        if p.completed_on is None or p.completed_on >= period.starts_on:
+            active[p.learner_id].append(p)
+    for learner, theirs in sorted(active.items()):
+        first = min(theirs, key=lambda p: (p.started_on or period.ends_on, p.placement_id))
+        add(first.organisation_id, "participants", learner, 0, [p.wbl_type for p in theirs])
+
+    for _pid, p in sorted(placements.items()):
+        if p.started_on is None or p.started_on > period.ends_on:
+            continue
         if period.contains(p.started_on):
-            add(p.organisation_id, "placements_started", p.learner_id, 1, p.wbl_type)
+            add(p.organisation_id, "placements_started", p.learner_id, 1, [p.wbl_type])
         if period.contains(p.completed_on):
-            add(p.organisation_id, "placements_completed", p.learner_id, 1, p.wbl_type)
+            add(p.organisation_id, "placements_completed", p.learner_id, 1, [p.wbl_type])
             if p.apprenticeship:
                 add(p.organisation_id, "apprenticeship_completions", p.learner_id, 1)
         approved = sum(e.minutes for e in p.entries.values() if e.status == APPROVED
                        and period.contains(date.fromisoformat(e.work_date)))
         if approved:
-            add(p.organisation_id, "approved_hours", p.learner_id, approved, p.wbl_type)
+            add(p.organisation_id, "approved_hours", p.learner_id, approved, [p.wbl_type])
         ojl = sum(e.minutes for e in p.entries.values() if e.status == APPROVED
                   and e.kind == ON_THE_JOB and period.contains(date.fromisoformat(e.work_date)))
         if p.apprenticeship and ojl:
             add(p.organisation_id, "apprenticeship_hours", p.learner_id, ojl)
         earned = sum(1 for day in p.credentials if period.contains(day))
         if earned:
-            add(p.organisation_id, "credentials_earned", p.learner_id, earned, p.wbl_type)
+            add(p.organisation_id, "credentials_earned", p.learner_id, earned, [p.wbl_type])
 
     # Perkins V 5S3: CTE concentrators who graduated in the period, and of them those who
     # took part in work-based learning (a placement started by graduation).
@@ -200,57 +284,12 @@ def compute_cells(
         if started is not None and profile.graduated_on is not None and \
                 started <= profile.graduated_on:
             add(profile.organisation_id, "perkins_5s3_participated_in_wbl", learner, 0)
-    return dict(cells)
+    return dict(cells), hierarchy.used
 
 
-def suppress(cells: dict[Key, Cell], organisations: Mapping[str, Organisation],
-             min_cell: int) -> None:
-    """Primary suppression of small cells, then complementary suppression until stable."""
-    for cell in cells.values():
-        if 0 < len(cell.learners) < min_cell:
-            cell.suppressed = True
-    # A small total hides the whole (organisation, measure).
-    for (org, measure, dim, _group), cell in cells.items():
-        if dim == "all" and cell.suppressed:
-            for (o2, m2, _d, _g), other in cells.items():
-                if (o2, m2) == (org, measure):
-                    other.suppressed = True
-
-    partitions: list[tuple[Key | None, list[Key]]] = []
-    by_dimension: dict[tuple[str, str, str], list[Key]] = defaultdict(list)
-    for key in cells:
-        org, measure, dim, _group = key
-        if dim != "all":
-            by_dimension[(org, measure, dim)].append(key)
-    for (org, measure, _dim), keys in by_dimension.items():
-        partitions.append(((org, measure, "all", "all"), sorted(keys)))
-    children: dict[str, list[str]] = defaultdict(list)
-    for org in sorted({k[0] for k in cells}):
-        parent = organisations[org].parent_id if org in organisations else None
-        if parent is not None:
-            children[parent].append(org)
-    for parent, kids in children.items():
-        for (org, measure, dim, group) in [k for k in cells if k[0] == parent]:
-            members = [(kid, measure, dim, group) for kid in kids
-                       if (kid, measure, dim, group) in cells]
-            if members:
-                partitions.append(((org, measure, dim, group), members))
-
-    changed = True
-    while changed:
-        changed = False
-        for total_key, members in partitions:
-            total = cells.get(total_key) if total_key else None
-            hidden = [k for k in members if cells[k].suppressed]
-            if len(hidden) != 1 or (total is not None and total.suppressed):
-                continue
-            candidates = sorted((len(cells[k].learners), k) for k in members
-                                if not cells[k].suppressed and cells[k].learners)
-            if candidates:
-                cells[candidates[0][1]].suppressed = True
-            elif total is not None:
-                total.suppressed = True
-            changed = True
+def _units(measure: str, cell: Cell) -> int:
+    """The cell's value in whole units: learners, things counted, or minutes."""
+    return len(cell.learners) if MEASURES[measure] == "learners" else cell.amount
 
 
 def _value(measure: str, cell: Cell) -> int | str:
@@ -262,24 +301,51 @@ def _value(measure: str, cell: Cell) -> int | str:
     return cell.amount
 
 
+METHOD = ("primary: 1 to min_cell-1 learners (and every figure of an organisation's measure "
+          "whose total is small); complementary: until an integer linear program over every "
+          "published figure (groups add up to totals, children to parents, parts within "
+          "wholes; whole numbers; a listed group has at least one learner) leaves every "
+          "suppressed figure a range at least min_cell wide (hours: min_cell hours)")
+
+
 def build_report(
     period: ReportingPeriod,
     events: Iterable[Envelope],
-    organisations: Mapping[str, Organisation],
+    organisations: Mapping[str, Organisation] | None,
     profiles: Mapping[str, LearnerProfile | None],
     *,
     cutoff_position: int,
     cutoff_recorded_at: str,
     min_cell: int = 10,
     other_groups: tuple[str, ...] = (),
+    previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole report as plain JSON values, with its content hash."""
+    """The whole report as plain JSON values, with its content hash.
+
+    ``organisations`` None: the hierarchy is folded from the ``Organisation`` events among
+    ``events`` (what the service does). ``previous``: the report kept for the same period
+    with the latest earlier cut-off; a figure it published that has not changed is known to
+    every reader, so the complementary suppression does not count on hiding it."""
+    events = list(events)
+    if organisations is None:
+        organisations = fold_organisations(events)
     dimensions = STANDARD_DIMENSIONS + tuple(other_groups)
     placements = fold_placements(events)
-    cells = compute_cells(period, placements, organisations, profiles, dimensions)
-    suppress(cells, organisations, min_cell)
+    cells, used = compute_cells(period, placements, organisations, profiles, dimensions)
+    values = {key: _units(key[1], cell) for key, cell in cells.items()}
+    learners = {key: len(cell.learners) for key, cell in cells.items()}
+    parents = {o.id: o.parent_id for o in used.values()}
+    known: dict[Key, int] = {}
+    if previous is not None:
+        for row in previous.get("figures", []):
+            key = (row["organisation_id"], row["measure"], row["dimension"], row["group"])
+            if not row["suppressed"] and key in cells and \
+                    row["value"] == _value(key[1], cells[key]):
+                known[key] = values[key]
+    hidden = suppress(values, learners, parents, MEASURES, min_cell, known)
     rows = []
     for (org, measure, dim, group), cell in sorted(cells.items()):
+        cell.suppressed = (org, measure, dim, group) in hidden
         rows.append({
             "organisation_id": org, "measure": measure, "dimension": dim, "group": group,
             "value": None if cell.suppressed else _value(measure, cell),
@@ -290,26 +356,29 @@ def build_report(
         if measure != "perkins_5s3_concentrators_graduating":
             continue
         num = cells.get((org, "perkins_5s3_participated_in_wbl", dim, group))
-        hidden = den.suppressed or (num is not None and num.suppressed)
+        concealed = den.suppressed or (num is not None and num.suppressed)
         participated = len(num.learners) if num is not None else 0
-        rate = None if hidden else str(
+        rate = None if concealed else str(
             (Decimal(participated) * 100 / len(den.learners)).quantize(Decimal("0.1")))
         rates.append({"organisation_id": org, "dimension": dim, "group": group,
-                      "percent": rate, "suppressed": hidden})
-    used = {key[0] for key in cells}
+                      "percent": rate, "suppressed": concealed})
     body: dict[str, Any] = {
         "report": "wbl-state-feed",
-        "format_version": 1,
+        "format_version": 2,
         "period": {"name": period.name, "starts_on": period.starts_on.isoformat(),
                    "ends_on": period.ends_on.isoformat()},
         "cutoff": {"position": cutoff_position, "recorded_at": cutoff_recorded_at},
-        "suppression": {"min_cell": min_cell,
-                        "method": "primary (1..n-1 learners) + complementary (dimension "
-                                  "totals and organisation hierarchy)"},
+        "suppression": {
+            "min_cell": min_cell, "method": METHOD,
+            "previous": None if previous is None else {
+                "content_hash": previous.get("content_hash"),
+                "cutoff_position": previous.get("cutoff", {}).get("position")},
+        },
+        "measures": dict(MEASURES),
         "dimensions": list(dimensions),
         "organisations": [
             {"id": o.id, "name": o.name, "kind": o.kind, "parent_id": o.parent_id}
-            for o in sorted(organisations.values(), key=lambda o: o.id) if o.id in used
+            for o in sorted(used.values(), key=lambda o: o.id)
         ],
         "figures": rows,
         "perkins_5s3": rates,

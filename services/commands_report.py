@@ -1,4 +1,5 @@
-"""``wbl report state``: the state reporting feed for one period, as of a cut-off."""
+"""``wbl report state``: the state reporting feed for one period, as of a cut-off;
+``wbl report audit FILE``: the suppression audit any reviewer can rerun on a report file."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import typer
 from infra.database import personal_data_vault, read_model_engine
 from infra.schema import store_env
 from infra.settings import Settings
-from projections.state_report import ReportingPeriod, to_csv_rows
+from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_csv_rows
+from projections.suppression import audit_report
 from services.ledger import Ledger
 from services.reporting import compute_state_report, publish_report, save_report
 
@@ -47,11 +49,15 @@ def state(
     ledger = Ledger(env=store_env(settings))
     engine = read_model_engine(settings)
     try:
-        report = compute_state_report(
-            ledger, engine, personal_data_vault(settings), settings,
-            ReportingPeriod(period, date.fromisoformat(starts), date.fromisoformat(ends)),
-            position=position, as_of=datetime.fromisoformat(as_of) if as_of else None,
-            min_cell=min_cell, other_groups=tuple(group or ()))
+        try:
+            report = compute_state_report(
+                ledger, engine, personal_data_vault(settings), settings,
+                ReportingPeriod(period, date.fromisoformat(starts), date.fromisoformat(ends)),
+                position=position, as_of=datetime.fromisoformat(as_of) if as_of else None,
+                min_cell=min_cell, other_groups=tuple(group or ()))
+        except HierarchyUnresolved as refused:
+            typer.echo(f"wbl report: refusing to report: {refused}", err=True)
+            raise typer.Exit(2) from None
         changes = save_report(engine, report) if save else []
         if publish:
             if not settings.kafka_bootstrap_servers:
@@ -77,3 +83,31 @@ def state(
         typer.echo(f"  {change['organisation_id']} {change['measure']} "
                    f"{change['dimension']}={change['group']}: {change['before']} -> "
                    f"{change['after']}", err=True)
+
+
+@app.command()
+def audit(
+    file: Annotated[Path, typer.Argument(help="A report as `wbl report state` or "
+                                              "GET /reports/state wrote it (JSON).",
+                                         exists=True, dir_okay=False)],
+    show: Annotated[int, typer.Option(help="How many suppressed figures to list.")] = 20,
+) -> None:
+    """Check that no suppressed figure of FILE can be narrowed down: for each one, an
+    integer linear program (HiGHS) over every published figure finds its lowest and highest
+    possible value; the range must be at least min_cell wide (hours: min_cell hours).
+    Exit 0 when every figure is protected, 1 when one is not."""
+    report = json.loads(file.read_text())
+    findings = audit_report(report)
+    narrow = [f for f in findings if not f.protected]
+    typer.echo(json.dumps({
+        "content_hash": report.get("content_hash"),
+        "min_cell": report["suppression"]["min_cell"],
+        "published": sum(1 for r in report["figures"] if not r["suppressed"]),
+        "suppressed": len(findings), "protected": len(findings) - len(narrow),
+        "not_protected": [f.as_json() for f in narrow],
+        "tightest": [f.as_json() for f in sorted(
+            findings, key=lambda f: (f.highest is None,
+                                     (f.highest or 0) - f.lowest - f.needed))[:show]],
+    }, indent=2))
+    if narrow:
+        raise typer.Exit(1)

@@ -2,9 +2,11 @@
 for the same period, and publish it on the reporting topic for state systems.
 
 The cut-off is a position in the event log (or the last position recorded by a given
-time). Everything the report reads is fixed by it: the events up to that position, the
-organisations registered by then, the learner profiles as they stood then. So the same
-cut-off gives the same bytes years later, whatever corrections were recorded since; a new
+time). Everything the report reads is fixed by it: the events up to that position (the
+organisation hierarchy among them: decision 047), the learner profiles as they stood then,
+and the report kept for the period with the latest earlier cut-off (what readers already
+know, so the suppression does not count on hiding it: decision 048). So the same cut-off
+gives the same bytes years later, whatever corrections or moves were recorded since; a new
 report with a later cut-off shows them, and `difference` lists what changed.
 """
 
@@ -36,12 +38,10 @@ from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
 from projections.envelope import Envelope
 from projections.state_report import (
-    Organisation,
     ReportingPeriod,
     build_report,
     difference,
 )
-from services.api.store import api_metadata, organisations
 from services.ledger import Ledger
 
 reporting_metadata = MetaData()
@@ -102,17 +102,18 @@ def resolve_cutoff(ledger: Ledger, *, position: int | None = None,
     return chosen, recorded
 
 
-def organisations_as_of(engine: Engine, moment: datetime) -> dict[str, Organisation]:
-    api_metadata.create_all(engine)
+def previous_report(engine: Engine, period: str, cutoff: int) -> dict[str, Any] | None:
+    """The report kept for ``period`` with the latest cut-off before ``cutoff``: what its
+    readers already know. Reports kept later at later cut-offs do not change it, so a
+    report computed again at the same cut-off is the same bytes."""
+    reporting_metadata.create_all(engine)
     with engine.connect() as conn:
-        rows = conn.execute(select(organisations)).mappings().all()
-    found = {}
-    for r in rows:
-        created = r["created_at"] if r["created_at"].tzinfo else r["created_at"].replace(
-            tzinfo=UTC)
-        if created <= moment:
-            found[r["id"]] = Organisation(r["id"], r["name"], r["kind"], r["parent_id"])
-    return found
+        body = conn.execute(
+            select(state_reports.c.body).where(
+                state_reports.c.period == period, state_reports.c.cutoff_position < cutoff)
+            .order_by(state_reports.c.cutoff_position.desc(), state_reports.c.id)
+            .limit(1)).scalar()
+    return json.loads(body) if body else None
 
 
 def compute_state_report(
@@ -120,12 +121,15 @@ def compute_state_report(
     period: ReportingPeriod, *, position: int | None = None, as_of: datetime | None = None,
     min_cell: int = 10, other_groups: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """The report as of the cut-off; ``HierarchyUnresolved`` when an organisation it names
+    was not registered (as an event) by then."""
     cutoff, recorded = resolve_cutoff(ledger, position=position, as_of=as_of)
     events = list(envelopes_until(ledger, cutoff, settings.event_source))
     profiles = vault.profiles_as_of(None, recorded)  # learners absent here: NotReported
-    return build_report(period, events, organisations_as_of(engine, recorded), profiles,
+    return build_report(period, events, None, profiles,
                         cutoff_position=cutoff, cutoff_recorded_at=recorded.isoformat(),
-                        min_cell=min_cell, other_groups=other_groups)
+                        min_cell=min_cell, other_groups=other_groups,
+                        previous=previous_report(engine, period.name, cutoff))
 
 
 def save_report(engine: Engine, report: dict[str, Any]) -> list[dict[str, Any]]:

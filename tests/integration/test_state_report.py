@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 from kafka import KafkaConsumer
-from sqlalchemy import insert
 
 from domain.actor import Actor, Role
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
 from infra.database import personal_data_vault, read_model_engine
 from infra.settings import Settings
 from projections.state_report import ReportingPeriod, canonical
-from services.api.store import api_metadata, organisations
 from services.reporting import compute_state_report, publish_report, save_report
 from services.runtime import build_ledger
 
@@ -31,13 +29,10 @@ def test_reports_are_reproducible_and_published(store_settings: Settings, kafka_
     ledger.today = lambda: date(2026, 7, 1)  # type: ignore[method-assign]
     engine = read_model_engine(store_settings)
     vault = personal_data_vault(store_settings)
-    api_metadata.create_all(engine)
-    early = datetime.now(UTC) - timedelta(days=1)
-    with engine.begin() as conn:
-        for org, kind, parent in (("state", "state", None), ("north", "school", "state")):
-            conn.execute(insert(organisations).values(
-                id=org, name=org.title(), kind=kind, parent_id=parent, created_by="adm",
-                created_at=early))
+    admin = Actor("adm", Role.ADMIN)
+    for org, kind, parent in (("state", "state_agency", None), ("north", "school", "state")):
+        ledger.register_organisation(admin, organisation_id=org, name=org.title(), kind=kind,
+                                     parent_id=parent)
     opportunity = ledger.post_opportunity(
         COORD, organisation_id="north", title="Intern", employer_name="Acme", worksite="W",
         wbl_type="PaidInternship", starts_on=date(2025, 9, 1), ends_on=date(2026, 5, 31),
@@ -71,8 +66,9 @@ def test_reports_are_reproducible_and_published(store_settings: Settings, kafka_
     time.sleep(0.01)
     # later: a correction is recorded and a learner's profile changes
     placement, entry, learner = entries[0]
-    ledger.correct_hours(COORD, placement, entry_id=entry, reason="was 3 h",
-                         work_date=date(2025, 9, 2), minutes=180)
+    corrected = ledger.correct_hours(COORD, placement, entry_id=entry, reason="was 3 h",
+                                     work_date=date(2025, 9, 2), minutes=180).created_id
+    ledger.approve_hours(SUP, placement, entry_id=str(corrected), approved_on=date(2025, 9, 4))
     vault.update(learner, LearnerProfile(
         organisation_id="north", given_name="G", family_name="F", born_on=date(2007, 1, 1),
         sex=Sex.FEMALE, race_ethnicity=RaceEthnicity.ASIAN, economically_disadvantaged=False,
@@ -89,7 +85,7 @@ def test_reports_are_reproducible_and_published(store_settings: Settings, kafka_
                 == ("state", "approved_hours", "all")]
     assert approved == [{"organisation_id": "state", "measure": "approved_hours",
                          "dimension": "all", "group": "all", "before": "12.00",
-                         "after": "8.00"}]  # the 4 h superseded stop counting; the 3 h are pending
+                         "after": "11.00"}]  # the approved 3 h replace the 4 h
 
     reporting_topic = topic_name.replace(".v1", "-reports.v1")
     sent = publish_report(kafka_bootstrap, reporting_topic, later, "/test")

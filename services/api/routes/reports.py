@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from infra.database import personal_data_vault
 from infra.personal_data import PersonalDataVault
-from projections.state_report import ReportingPeriod, to_csv_rows
+from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_csv_rows
 from services.api.deps import EngineDep, LedgerDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
@@ -49,7 +49,8 @@ class StateReport(BaseModel):
     format_version: int
     period: dict[str, str]
     cutoff: dict[str, int | str]
-    suppression: dict[str, int | str]
+    suppression: dict[str, Any]
+    measures: dict[str, str]
     dimensions: list[str]
     organisations: list[dict[str, str | None]]
     figures: list[Figure]
@@ -77,7 +78,9 @@ def state_report(
     min_cell: Annotated[int, Query(ge=1, le=1000)] = 10,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Any:
-    """The state feed for a reporting period, as of a cut-off, small cells suppressed."""
+    """The state feed for a reporting period, as of a cut-off, rolled up the organisation
+    hierarchy as it stood then, small cells suppressed so that every suppressed figure keeps
+    a range at least `min_cell` wide (audit it with `wbl report audit`)."""
     if ends_on < starts_on:
         raise ProblemError(422, "dates-reversed", "The period ends before it starts",
                            f"{ends_on} is before {starts_on}.", field="ends_on")
@@ -88,6 +91,10 @@ def state_report(
     except CutoffError as error:
         raise ProblemError(422, "cutoff-beyond-log", "No such position", str(error),
                            field="position") from None
+    except HierarchyUnresolved as error:
+        raise ProblemError(422, "hierarchy-unresolved",
+                           "The organisation hierarchy at the cut-off is incomplete",
+                           str(error)) from None
     if format == "csv":
         out = io.StringIO()
         csv.writer(out).writerows(to_csv_rows(report))
