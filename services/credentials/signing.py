@@ -7,9 +7,9 @@ with RDFC-1.0 (pyld's URDNA2015, the same algorithm), hashed with SHA-256, and t
 hashes, options first, are signed with Ed25519.
 
 Contexts are pinned copies (``contexts/``, with their source and SHA-256 in
-docs/credentials.md); nothing is fetched at signing or verification time. Canonicalisation
-runs in pyld's *safe mode*: a term no context defines is an error, never silently dropped,
-so a document cannot carry unsigned members that look signed.
+docs/credentials.md); nothing is fetched at signing or verification time. A term no
+context defines is an error (pyld reports every key expansion drops), never silently
+left out, so a document cannot carry unsigned members that look signed.
 
 The status lists are VC-JWTs (EdDSA, PyJWT): a verifier checks the list's own signature
 before trusting its bits, so a compromised host cannot quietly un-revoke a credential.
@@ -72,11 +72,24 @@ def _loader(url: str, options: Any = None) -> dict[str, Any]:
     return {"contextUrl": None, "documentUrl": url, "document": _context(url)}
 
 
+class UndefinedTerm(ValueError):
+    """A member no pinned context defines: JSON-LD would drop it from what is signed."""
+
+
 def canonical(document: Mapping[str, Any]) -> str:
-    """RDFC-1.0 N-Quads of ``document``, contexts pinned, undefined terms refused."""
-    normalized: str = jsonld.normalize(dict(document), {
+    """RDFC-1.0 N-Quads of ``document``, contexts pinned, undefined terms refused.
+
+    JSON-LD expansion silently drops a key no context defines, so a proof would not cover
+    it while the JSON still shows it (a misspelt ``awardedDatf``, a smuggled claim): pyld
+    reports every dropped key, and any is an error, at signing and at verification."""
+    dropped: list[str | None] = []
+    processor = jsonld.JsonLdProcessor(on_property_dropped=dropped.append)
+    normalized: str = processor.normalize(dict(document), {
         "algorithm": "URDNA2015", "format": "application/n-quads",
-        "documentLoader": _loader, "safe": True})
+        "documentLoader": _loader})
+    if dropped:
+        names = ", ".join(sorted({str(d) for d in dropped}))
+        raise UndefinedTerm(f"no pinned context defines {names}")
     return normalized
 
 
@@ -131,6 +144,9 @@ def check_proof(document: Mapping[str, Any], key: Ed25519PublicKey) -> None:
         data = _hash_data(unsecured, options)
     except UnknownContext as error:
         raise ProofRefused(str(error)) from None
+    except UndefinedTerm as error:
+        raise ProofRefused("the document is not the JSON-LD its contexts define (an "
+                           f"undefined or misspelt term: {error})") from None
     except jsonld.JsonLdError as error:
         raise ProofRefused("the document is not the JSON-LD its contexts define (an "
                            f"undefined or misspelt term?): {_lead(error)}") from None
