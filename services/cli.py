@@ -12,6 +12,7 @@ from infra import logs
 from infra.settings import Settings
 from services import commands_projections, commands_tokens
 from services.commands_credentials import app as credentials_app
+from services.commands_export import app as export_app
 from services.commands_import import import_command
 from services.commands_learners import app as learners_app
 from services.commands_report import app as report_app
@@ -26,6 +27,7 @@ app.add_typer(commands_tokens.app, name="tokens")
 app.add_typer(commands_projections.projections_app, name="projections")
 app.add_typer(commands_projections.audit_app, name="audit")
 app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
 app.add_typer(research_app, name="research")
 app.add_typer(learners_app, name="learners")
 app.add_typer(credentials_app, name="credentials")

@@ -231,6 +231,7 @@ RULES: dict[str, Rule] = {
     # state reports and research exports (issue 7): auditors read reports, researchers
     # read only pseudonymised exports
     "GET /reports/state": rule(A, ADM, note="computed as of a cut-off, small cells suppressed"),
+    "GET /exports/rapids": scoped_query(SP, A, ADM),
     "GET /research/placements": rule(Rel.RESEARCHER, ADM, note="pseudonymised"),
     "GET /research/learners": rule(Rel.RESEARCHER, ADM, note="pseudonymised"),
 }

@@ -2,7 +2,8 @@
 schema, `rapids-apprentice-upload.tableschema.json` beside this file, 42 fields).
 
 Each row is checked against the table schema's own constraints (required, maxLength,
-pattern) and then registers the apprentice in the given program through the ledger. Of the
+pattern, and the categories of every coded field, as the export writes them) and then
+registers the apprentice in the given program through the ledger. Of the
 personal fields, only what the ledger needs is kept, encrypted in the personal-data vault
 (names, birth date, sex, race/ethnicity, disability); the Social Security number is used
 only through a keyed hash to recognise the same apprentice again and is never stored; the
@@ -24,6 +25,7 @@ from domain.errors import RuleViolated
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
 from services.importing.core import RowContext, required_day
 from services.importing.placements import learner_for, sign_and_start, stable_id
+from services.rapids_export import categories
 
 SCHEMA_FILE = Path(__file__).with_name("rapids-apprentice-upload.tableschema.json")
 
@@ -65,6 +67,21 @@ def check_against_schema(row: dict[str, str]) -> None:
         if spec.get("type") == "integer" and not value.lstrip("-").isdigit():
             raise RuleViolated(f"RAPIDS field {name!r} must be a whole number.",
                                code="bad-number", field=name)
+        allowed = categories(spec)
+        if allowed is not None:
+            cell = str(int(value)) if spec.get("type") == "integer" else value
+            if cell not in allowed:
+                raise RuleViolated(
+                    f"RAPIDS field {name!r} takes one of {', '.join(sorted(allowed))}; "
+                    f"{value!r} is not among them.", code="not-a-category", field=name)
+
+
+GENDER = {"M": Sex.MALE, "F": Sex.FEMALE, "9": Sex.NOT_REPORTED}
+"""The schema's Gender categories: 9 is "did not self-identify"."""
+
+DISABILITY: dict[str, bool | None] = {"1": True, "2": False, "9": None}
+"""The schema's disability categories: 1 has a disability (ADA section 3), 2 does not,
+9 did not self-identify."""
 
 
 def race_ethnicity(row: dict[str, str]) -> RaceEthnicity:
@@ -92,9 +109,9 @@ def rapids_row(context: RowContext, row: dict[str, str]) -> None:
     profile = LearnerProfile(
         organisation_id=org, given_name=row["Apprentice First Name"],
         family_name=row["Apprentice Last Name"], born_on=required_day(row, "Date of Birth"),
-        sex={"M": Sex.MALE, "F": Sex.FEMALE}.get(row["Gender"], Sex.NOT_REPORTED),
+        sex=GENDER[row["Gender"]],
         race_ethnicity=race_ethnicity(row),
-        disability={"1": True, "0": False}.get(row["Apprentice Disability Status"]),
+        disability=DISABILITY[str(int(row["Apprentice Disability Status"]))],
     )
     lookup = f"ssn:{ssn}" if ssn else (
         f"rapids:{profile.given_name}|{profile.family_name}|{profile.born_on}")

@@ -167,10 +167,11 @@ ENDPOINTS: dict[str, Request] = {
     # state reports and research exports (issue 7)
     "state_report": ("GET", lambda w: "/reports/state?period=2025-26&starts_on=2025-07-01"
                      "&ends_on=2026-06-30", lambda w, a: None),
+    "rapids_export": ("GET", lambda w: "/exports/rapids", lambda w, a: None),
     "research_placements": ("GET", lambda w: "/research/placements", lambda w, a: None),
     "research_learners": ("GET", lambda w: "/research/learners", lambda w, a: None),
 }
-SCOPED = {"list_experiences", "list_apprenticeship_hours", "audit_trail"}
+SCOPED = {"list_experiences", "list_apprenticeship_hours", "audit_trail", "rapids_export"}
 
 KEYS: dict[str, str] = {
     "health": "GET /health", "metrics": "GET /metrics", "whoami": "GET /me",
@@ -233,6 +234,7 @@ KEYS: dict[str, str] = {
     "verify_audit_trail": "GET /audit-trail/verify",
     "audit_checkpoint_keys": "GET /audit-trail/checkpoint-keys",
     "state_report": "GET /reports/state",
+    "rapids_export": "GET /exports/rapids",
     "research_placements": "GET /research/placements",
     "research_learners": "GET /research/learners",
 }
@@ -331,6 +333,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "verify_audit_trail": expect({"auditor", "admin"}),
     "audit_checkpoint_keys": expect(ALL),
     "state_report": expect({"auditor", "admin"}),
+    "rapids_export": expect({"sponsor", "sponsor_other", "auditor", "admin"}),
     "research_placements": expect({"researcher", "admin"}),
     "research_learners": expect({"researcher", "admin"}),
 }

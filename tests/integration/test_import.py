@@ -163,11 +163,15 @@ RAPIDS_HEADER = [
     "Entry Wages", "Entry Wage Units", "Wage Schedule", "Student Status"]
 
 
-def rapids_row(first: str, ssn: str, zip_code: str = "62701") -> str:
-    values = ["2025-06-02", first, "Okafor", ssn, "2001-08-19", "M", "1", "5 Elm St",
-              "Springfield", "IL", zip_code, "E-77", "2", "0", "0", "1", "0", "1", "0", "0",
-              "4", "0159", "RTI-3", "15", "Hourly", "18", "Hourly", "WS-1", "0"]
-    return ",".join(values)
+def rapids_row(first: str, ssn: str, zip_code: str = "62701", **changes: str) -> str:
+    """A row in the schema's categories: Employment Status NE, Veteran 2 (non veteran),
+    Disability 2 (no disability), Education 3 (high school), wage units H, Student NA."""
+    values = dict(zip(RAPIDS_HEADER, [
+        "2025-06-02", first, "Okafor", ssn, "2001-08-19", "M", "NE", "5 Elm St",
+        "Springfield", "IL", zip_code, "E-77", "2", "0", "0", "1", "0", "1", "2", "2",
+        "3", "0159", "RTI-3", "15", "H", "18", "H", "WS-1", "NA"], strict=True))
+    values.update(changes)
+    return ",".join(values[h] for h in RAPIDS_HEADER)
 
 
 def test_rapids_registrations(ledger_today: Ledger, vault: PersonalDataVault) -> None:
@@ -199,3 +203,49 @@ def test_rapids_registrations(ledger_today: Ledger, vault: PersonalDataVault) ->
                 text.replace("6270,", "62704,"), ImportMode.VALID_ROWS,
                 program_id=program, supervisor_id="journey-1")
     assert again.rows_unchanged == 2 and again.rows_recorded == 1
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("Gender", "Q"), ("Student Status", "ZZ"), ("Apprentice Disability Status", "0"),
+    ("Veteran Status", "0"), ("Employment Status", "1"), ("Prior Wage Units", "Hourly"),
+])
+def test_rapids_values_outside_the_schemas_categories_are_refused(
+    ledger_today: Ledger, vault: PersonalDataVault, column: str, value: str,
+) -> None:
+    program = ledger_today.define_program(
+        Actor("sponsor-1", Role.SPONSOR), sponsor_id="jatc", sponsor_name="JATC",
+        title="Inside wireman", rapids_code="0159", onet_code="47-2111.00",
+        approach="time_based", ojl_hours=8000, work_processes={"Wiring": 8000},
+        competencies=["Wiring"], wage_schedule=[{"after_hours": 0, "hourly_wage": Decimal("18")}],
+    ).aggregate_id
+    text = "\n".join([",".join(f'"{h}"' for h in RAPIDS_HEADER),
+                      rapids_row("Chidi", "123-45-6789", **{column: value})]) + "\n"
+    report = run(ledger_today, vault, ImportKind.RAPIDS, text, ImportMode.VALID_ROWS,
+                 program_id=program, supervisor_id="journey-1")
+    assert [(r.code, r.field) for r in report.rejected] == [("not-a-category", column)]
+
+
+@pytest.mark.parametrize(("gender", "disability", "sex", "has_disability"), [
+    ("F", "1", "F", True), ("M", "2", "M", False), ("9", "9", "NotReported", None),
+])
+def test_rapids_codes_map_as_the_schema_describes(
+    ledger_today: Ledger, vault: PersonalDataVault, gender: str, disability: str, sex: str,
+    has_disability: bool | None,
+) -> None:
+    program = ledger_today.define_program(
+        Actor("sponsor-1", Role.SPONSOR), sponsor_id="jatc", sponsor_name="JATC",
+        title="Inside wireman", rapids_code="0159", onet_code="47-2111.00",
+        approach="time_based", ojl_hours=8000, work_processes={"Wiring": 8000},
+        competencies=["Wiring"], wage_schedule=[{"after_hours": 0, "hourly_wage": Decimal("18")}],
+    ).aggregate_id
+    text = "\n".join([",".join(f'"{h}"' for h in RAPIDS_HEADER), rapids_row(
+        "Chidi", "123-45-6789", **{"Gender": gender,
+                                   "Apprentice Disability Status": disability})]) + "\n"
+    report = run(ledger_today, vault, ImportKind.RAPIDS, text, ImportMode.VALID_ROWS,
+                 program_id=program, supervisor_id="journey-1")
+    assert report.rows_recorded == 1, report.rejected
+    learner = vault.find_by_student_number(ORG, "ssn:123456789")
+    assert learner is not None
+    profile = vault.get(learner)
+    assert str(profile.sex) == sex
+    assert profile.disability is has_disability

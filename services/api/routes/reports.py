@@ -21,6 +21,7 @@ from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_cs
 from services.api.deps import EngineDep, LedgerDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
+from services.rapids_export import rapids_export, status_fields, to_csv, upload_fields
 from services.reporting import CutoffError, compute_state_report, envelopes_until, resolve_cutoff
 from services.research import load_or_create_key, research_tables
 
@@ -136,3 +137,41 @@ def research_learners(request: Request, ledger: LedgerDep, settings: SettingsDep
     """Per-learner facts (groups coarsened, no names or dates of birth), pseudonymised."""
     cutoff, _, learners = _research(request, ledger, settings, position)
     return ResearchRows(cutoff_position=cutoff, rows=learners)
+
+
+class RapidsRows(BaseModel):
+    cutoff_position: int
+    table: str
+    rows: list[dict[str, str]]
+    missing: list[dict[str, str]]
+
+
+@router.get("/exports/rapids", response_model=RapidsRows, responses={
+    **PROBLEM_RESPONSES, 200: {"content": {"text/csv": {}}}})
+def rapids(
+    request: Request, ledger: LedgerDep, settings: SettingsDep,
+    sponsor_id: Annotated[str | None, Query(max_length=100, description=(
+        "Only this sponsor's programs (a sponsor must name itself)."))] = None,
+    table: Annotated[str, Query(pattern="^(registrations|status-changes)$")] =
+        "registrations",
+    position: Position = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Any:
+    """Registered apprentices (the RAPIDS bulk-upload layout) or their status changes
+    (credit granted, completion, suspension, reinstatement, cancellation with cause), as
+    of a cut-off. Fields the ledger does not keep are empty and listed in `missing`; `wbl
+    export rapids --details` fills them from the sponsor's own file."""
+    try:
+        cutoff, recorded = resolve_cutoff(ledger, position=position)
+    except CutoffError as error:
+        raise ProblemError(422, "cutoff-beyond-log", "No such position", str(error),
+                           field="position") from None
+    export = rapids_export(envelopes_until(ledger, cutoff, settings.event_source),
+                           _vault(request).profiles_as_of(None, recorded),
+                           sponsor_id=sponsor_id)
+    rows = export.registrations if table == "registrations" else export.status_changes
+    if format == "csv":
+        fields = upload_fields() if table == "registrations" else status_fields()
+        return Response(to_csv(rows, fields), media_type="text/csv")
+    return RapidsRows(cutoff_position=cutoff, table=table, rows=rows,
+                      missing=export.missing if table == "registrations" else [])
