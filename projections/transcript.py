@@ -738,14 +738,6 @@ class TranscriptProjection:
                 status_index=event.position,
                 status=IN_FORCE, status_changed_on=None, status_reason=None, version=version))
 
-    def credential_status(self, conn: Connection, credential_id: str
-                          ) -> Mapping[str, Any] | None:
-        """The stored status of one credential (None: never issued here)."""
-        c = self.tables.credential
-        row = conn.execute(select(c).where(c.c.credential_id == credential_id)
-                           ).mappings().first()
-        return dict(row) if row is not None else None
-
     def issuer_name(self, conn: Connection, key: str) -> str | None:
         """The name of the issuer whose key is ``key``, if it ever issued a credential."""
         c = self.tables.credential

@@ -202,3 +202,49 @@ def test_a_badge_with_an_alignment_and_its_clr_sign_validate_and_verify() -> Non
         "type": "Association", "associationType": "isPartOf",
         "sourceId": document["credentialSubject"]["achievement"]["id"],
         "targetId": "urn:wbl-ledger:experience:p-1"}]
+
+
+def test_the_credential_read_model_is_a_fold_applied_twice_to_the_same_rows() -> None:
+    """Issued, reissued, revoked: the status list sees both old credentials withdrawn; a
+    second delivery of every event changes nothing (invariant 3)."""
+    from sqlalchemy import MetaData, create_engine, select
+
+    from projections import transcript
+    from tests.unit.projections.test_folds import env, internship_story
+
+    story = internship_story()
+    last = story[-1]
+    coordinator = {"actor_id": "coord-1", "actor_role": "coordinator",
+                   "business_date": "2026-05-23"}
+    issued = next(e for e in story if e.event_type == "CredentialIssued")
+    first = issued.data["credential_id"]
+    v, p = last.aggregate_version, last.position
+    more = [
+        env("CredentialReissued", {**coordinator, "credential_id": first,
+                                   "new_credential_id": "c-2", "kind": "Fieldwork",
+                                   "issuer": issued.data["issuer"], "expires_on": None,
+                                   "reason": "Name corrected"}, v + 1, p + 1),
+        env("CredentialRevoked", {**coordinator, "credential_id": "c-2",
+                                  "reason": "Issued in error"}, v + 2, p + 2),
+    ]
+    engine = create_engine("sqlite://")
+    tables = transcript.make_tables(MetaData())
+    for table in tables.all:
+        table.create(engine)
+    projection = transcript.TranscriptProjection(tables)
+    snapshots = []
+    for events in ([*story, *more], [issued, *more]):  # then the credential events again
+        with engine.begin() as conn:
+            projection.apply_many(conn, events)
+            snapshots.append(sorted(map(tuple, conn.execute(select(tables.credential)))))
+    assert snapshots[0] == snapshots[1]
+    key = issuer_key(issued.data["issuer"])
+    with engine.connect() as conn:
+        assert projection.withdrawn_indices(conn, key, 0, 131_071) == sorted(
+            [issued.position, p + 1])
+        (experience,) = projection.experiences(conn, learner_id="ana")
+    statuses = {c["credential_id"]: (c["status"], c.get("status_reason"))
+                for c in experience.credentials}
+    assert statuses == {first: ("reissued", "Name corrected"),
+                        "c-2": ("revoked", "Issued in error")}
+    assert experience.credentials_in_force == []
