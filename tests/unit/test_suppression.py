@@ -241,3 +241,41 @@ def test_every_suppressed_cell_keeps_a_range_on_generated_hierarchies(
     h, profiles = population(people)
     report = make(h, profiles, orgs, min_cell=min_cell)
     assert_protected(report)
+
+
+def test_a_figure_the_previous_report_published_unchanged_protects_nothing() -> None:
+    """Readers keep the previous report: an attacker who assumes its figures unchanged (and
+    is right about those that are) still cannot narrow any suppressed figure."""
+    base = ([("a", Sex.FEMALE, RaceEthnicity.WHITE)] * 12
+            + [("a", Sex.MALE, RaceEthnicity.WHITE)] * 12
+            + [("b", Sex.FEMALE, RaceEthnicity.WHITE)] * 11
+            + [("b", Sex.MALE, RaceEthnicity.WHITE)] * 11
+            + [("c", Sex.FEMALE, RaceEthnicity.WHITE)] * 12
+            + [("c", Sex.MALE, RaceEthnicity.WHITE)] * 12)
+    h, profiles = population(base)
+    before = make(h, profiles, TWO_DISTRICTS, min_cell=10)
+    late = base + [("c", Sex.FEMALE, RaceEthnicity.ASIAN)] * 2  # late registrations at C
+    h2, profiles2 = population(late)
+    after = build_report(PERIOD, h2.events, TWO_DISTRICTS, profiles2,
+                         cutoff_position=len(h2.events),
+                         cutoff_recorded_at="2026-07-01T00:00:00+00:00", min_cell=10,
+                         previous=before)
+    assert after["suppression"]["previous"]["content_hash"] == before["content_hash"]
+    assert_protected(after)
+    # The attacker's knowledge: every figure of `after`, plus those `before` published
+    # whose value did not change (true here for both districts' and schools' others).
+    now = {(r["organisation_id"], r["measure"], r["dimension"], r["group"]): r
+           for r in after["figures"]}
+    truth = build_report(PERIOD, h2.events, TWO_DISTRICTS, profiles2,
+                         cutoff_position=len(h2.events),
+                         cutoff_recorded_at="2026-07-01T00:00:00+00:00", min_cell=1)
+    true = {(r["organisation_id"], r["measure"], r["dimension"], r["group"]): r["value"]
+            for r in truth["figures"]}
+    combined = {**after, "figures": [
+        {**row, "value": true[key], "suppressed": False}
+        if row["suppressed"] and any(
+            (b["organisation_id"], b["measure"], b["dimension"], b["group"]) == key
+            and not b["suppressed"] and b["value"] == true[key] for b in before["figures"])
+        else row
+        for key, row in now.items()]}
+    assert [f.as_json() for f in audit_report(combined) if not f.protected] == []
