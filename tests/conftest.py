@@ -16,11 +16,11 @@ import pytest
 from infra.database import event_store_env
 from infra.settings import Settings
 from services.ledger import Ledger
-from tests.fixtures.postgres import LOCAL_DSN
 
 pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.postgres"]
 
-PG_ADMIN_DSN = os.environ.get("WBL_TEST_PG_ADMIN_DSN", LOCAL_DSN)
+PG_ADMIN_DSN = os.environ.get("WBL_TEST_PG_ADMIN_DSN",
+                              "postgresql://postgres@127.0.0.1:5432/test")
 """For tests that manage databases themselves; prefer the ``postgres_server`` fixture."""
 
 

@@ -238,6 +238,20 @@ def every_event_type(ledger: Ledger) -> None:
     withdrawn = started()
     ledger.withdraw_placement(learner, withdrawn, reason="moved", during_probation=True)
 
+    # the organisation hierarchy: a state, two districts, a school that moves, one closed
+    state_admin = Actor("admin-0", Role.ADMIN)
+    ledger.register_organisation(state_admin, organisation_id="state-1", name="State",
+                                 kind="state_agency")
+    for district in ("district-1", "district-2"):
+        ledger.register_organisation(state_admin, organisation_id=district, name=district,
+                                     kind="district", parent_id="state-1")
+    ledger.register_organisation(state_admin, organisation_id="school-1", name="School",
+                                 kind="school", parent_id="district-1")
+    ledger.rename_organisation(state_admin, "school-1", name="Lincoln High")
+    ledger.move_organisation(state_admin, "school-1", parent_id="district-2",
+                             reason="District boundaries redrawn")
+    ledger.close_organisation(state_admin, "district-1", reason="Merged")
+
     # a school calendar, a young learner's week across placements, a WECEP agreement, and a
     # correction of approved hours that waits for approval
     ledger.record_school_year(coordinator, org, school_year="2023-2024",

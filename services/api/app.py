@@ -175,9 +175,9 @@ def _openapi(app: FastAPI) -> dict[str, object]:
         "description": "`wbl tokens create` makes one for local use."}}
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
-            if path in PUBLIC_PATHS:
+            if path in PUBLIC_PATHS:  # no sign-in: never 401 or 403; its own refusals stay
                 operation["security"] = []
-                for code in ("401", "403", "404", "409", "412", "422"):
+                for code in ("401", "403"):
                     operation.get("responses", {}).pop(code, None)
             else:
                 operation["security"] = [{"bearer": []}]
