@@ -7,9 +7,58 @@ and `docker-compose.yml` can be checked against it by a test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OidcProviderSettings(BaseModel):
+    """One OpenID Connect provider people sign in through (a district's Google Workspace,
+    Entra ID, Clever, ClassLink). Given as JSON in ``WBL_OIDC_PROVIDERS``."""
+
+    name: str = Field(description="Short name shown on the sign-in page and kept in audit "
+                      "records, e.g. `district-12-google`.", min_length=1, max_length=60)
+    issuer: str = Field(description="The provider's issuer URL, exactly as its discovery "
+                        "document states it (https; http only on loopback, for tests).")
+    client_id: str = Field(description="The ledger's client id at this provider.")
+    client_secret: SecretStr | None = Field(
+        None, description="The client secret (confidential client); unset for a public client "
+        "that relies on PKCE alone.")
+    api_audience: str | None = Field(
+        None, description="`aud` of this provider's access tokens meant for the ledger's API. "
+        "Unset: the API accepts no access token from this provider.")
+    scopes: list[str] = Field(["openid", "email"], description="Scopes asked for at sign-in.")
+    algorithms: list[str] = Field(
+        ["RS256", "PS256", "ES256", "EdDSA"],
+        description="Signature algorithms accepted from this provider; asymmetric only.")
+    match_by: list[Literal["subject", "email"]] = Field(
+        ["subject"], description="How a signed-in person is found among the ledger's people: "
+        "by the provider's subject, and/or by verified email.")
+    organisations: list[str] = Field(
+        [], description="Organisations whose people may sign in through this provider; empty "
+        "means any (a district's provider should name the district's organisations).")
+    role_claim: str | None = Field(
+        None, description="A claim naming the person's role at the provider (e.g. `groups`); "
+        "with `role_map`, the mapped role must be the person's registered role.")
+    role_map: dict[str, str] = Field(
+        {}, description="Values of `role_claim` to ledger roles, e.g. {\"students\": \"learner\"}.")
+
+    @field_validator("issuer")
+    @classmethod
+    def _https_issuer(cls, value: str) -> str:
+        loopback = value.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+        if not (value.startswith("https://") or loopback):
+            raise ValueError("an issuer is an https URL (http only on loopback, for tests)")
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = [a for a in value if a.lower() == "none" or a.upper().startswith("HS")]
+        if refused:
+            raise ValueError(f"only asymmetric algorithms are accepted, not {refused}")
+        return value
 
 
 class Settings(BaseSettings):
@@ -152,6 +201,55 @@ class Settings(BaseSettings):
     )
     clr_issuer_name: str = Field(
         "wbl-ledger", description="The issuer named on the CLRs this deployment issues.")
+    oidc_providers: list[OidcProviderSettings] = Field(
+        [], description="OpenID Connect providers people sign in through, as a JSON list of "
+        "objects (name, issuer, client_id, client_secret, api_audience, scopes, algorithms, "
+        "match_by, organisations, role_claim, role_map). Empty: no single sign-on.",
+    )
+    oidc_jwks_cache_seconds: int = Field(
+        600, ge=1, description="How long a provider's keys (JWKS) and discovery document are "
+        "kept before they are fetched again; an unknown key id fetches them at once.",
+    )
+    oidc_http_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of each request to a provider (discovery, keys, token).")
+    oidc_clock_leeway_s: int = Field(
+        30, ge=0, le=300, description="Clock skew allowed when checking `exp`, `iat`, `nbf`.")
+    smtp_host: str | None = Field(
+        None, description="SMTP server mail is sent through. Unset (the embedded default): "
+        "each message is written as a .eml file to WBL_DATA_DIR/outbox instead.",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_starttls: bool = Field(
+        True, description="Upgrade the SMTP connection with STARTTLS before signing in (turn "
+        "off only for a server on loopback).")
+    smtp_user: str | None = Field(None, description="SMTP user name; unset: no SMTP sign-in.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    mail_from: str = Field(
+        "wbl-ledger <no-reply@localhost>", description="`From` of every message the ledger sends.")
+    argon2_time_cost: int = Field(
+        3, ge=1, description="Argon2id passes over memory for password hashes (RFC 9106).")
+    argon2_memory_kib: int = Field(
+        65536, ge=8192, description="Argon2id memory per password hash, in KiB (64 MiB).")
+    argon2_parallelism: int = Field(4, ge=1, description="Argon2id lanes per password hash.")
+    sign_in_free_failures: int = Field(
+        5, ge=1, description="Failed sign-ins an account may have before each further failure "
+        "makes it wait (1 s, doubling, up to WBL_SIGN_IN_MAX_DELAY_S).",
+    )
+    sign_in_max_delay_s: int = Field(
+        900, ge=1, description="Longest wait an account's failed sign-ins lead to.")
+    sign_in_failures_per_client_per_hour: int = Field(
+        100, ge=1, description="Failed sign-ins one client address may make in an hour, across "
+        "all accounts, before it is refused until the hour has passed.",
+    )
+    link_signing_key: SecretStr | None = Field(
+        None, description="Key that signs password-reset and approval links (32+ bytes). "
+        "Unset: a random key kept in WBL_DATA_DIR/link-signing.key (mode 0600), embedded "
+        "default only.",
+    )
+    password_reset_link_minutes: int = Field(
+        30, ge=1, description="How long a password-reset link stays valid.")
+    approval_link_days: int = Field(
+        14, ge=1, description="How long a supervisor's approval link stays valid.")
     metrics_port: int | None = Field(
         None, ge=1, le=65535,
         description="Prometheus port of the relay and projector roles (the API serves /metrics).",
