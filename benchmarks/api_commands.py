@@ -36,10 +36,10 @@ import httpx
 
 from domain.actor import Actor, Role
 from infra.broker import free_port
-from infra.database import event_store_env
 from infra.settings import Settings
 from services.api.auth import issue_token, token_key
-from services.ledger import Ledger
+from services.bootstrap import build_ledger
+from services.ledger import BirthDatesInMemory
 
 BODY = {
     "organisation_id": "district-042", "title": "Robotics technician intern",
@@ -67,7 +67,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def raw_ledger(commands: int, folder: Path) -> dict[str, Any]:
-    ledger = Ledger(env=event_store_env(Settings(data_dir=folder)))
+    ledger = build_ledger(Settings(data_dir=folder), birth_dates=BirthDatesInMemory())
     actor = Actor("coord-bench", Role.COORDINATOR, "district-042")
     from datetime import date
     from decimal import Decimal

@@ -29,7 +29,7 @@ from infra.consumer import Delivery
 from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.envelope import Envelope
-from services.projector import Projector
+from services.workers.projector import Projector
 
 
 class _Reader:

@@ -24,10 +24,10 @@ from benchmarks.workload import write_history
 from infra import kafka as kafka_io
 from infra.broker import LocalBroker
 from infra.cloudevents import to_record
-from infra.database import event_store_env
 from infra.settings import Settings
-from services.ledger import Ledger
-from services.relay import Relay
+from services.bootstrap import build_ledger
+from services.ledger import BirthDatesInMemory, Ledger
+from services.workers.relay import Relay
 
 
 def raw_publish(bootstrap: str, topic: str, records: list) -> float:  # type: ignore[type-arg]
@@ -71,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get(
             "WBL_BENCH_DATABASE_URL"), relay_batch_size=args.batch_size)
-        ledger = Ledger(env=event_store_env(settings))
+        ledger = build_ledger(settings, birth_dates=BirthDatesInMemory())
         started = time.perf_counter()
         stored = write_history(ledger, args.events)
         print(f"history: {stored} events written in {time.perf_counter() - started:.1f} s "

@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, TopicPartition
 from infra.broker import LocalBroker
 from infra.database import read_model_engine
 from infra.settings import Settings
-from services.projector import Projector
+from services.workers.projector import Projector
 from tests.integration.test_projections_support import create_topic, publish
 from tests.unit.projections.history import generate
 

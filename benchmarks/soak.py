@@ -37,10 +37,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from domain.actor import Role
 from infra.broker import free_port
-from infra.database import event_store_env
 from infra.settings import Settings
 from services.api.auth import issue_token, token_key
-from services.ledger import Ledger
+from services.bootstrap import build_ledger
+from services.ledger import BirthDatesInMemory
 
 SECRET = "soak-" + uuid.uuid4().hex
 ORG = "district-soak"
@@ -234,7 +234,7 @@ async def drive(base_url: str, state: State, rate: float, seconds: float, seed: 
 
 def stored_placement_events(data_dir: Path, after: int) -> tuple[set[tuple[str, int]],
                                                                  set[tuple[str, int]], int]:
-    ledger = Ledger(env=event_store_env(Settings(data_dir=data_dir)))
+    ledger = build_ledger(Settings(data_dir=data_dir), birth_dates=BirthDatesInMemory())
     try:
         placements, everything, start = set(), set(), 0
         while True:

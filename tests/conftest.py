@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.database import event_store_env
 from infra.settings import Settings
-from services.ledger import Ledger
+from services.bootstrap import build_ledger
+from services.ledger import BirthDatesInMemory, Ledger
 
 pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.postgres", "tests.fixtures.oidc",
                   "tests.fixtures.smtp", "tests.fixtures.browser"]
@@ -37,7 +37,7 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 @pytest.fixture
 def ledger(store_settings: Settings) -> Iterator[Ledger]:
     """The ledger application on a fresh store (runs once per store kind)."""
-    app = Ledger(env=event_store_env(store_settings))
+    app = build_ledger(store_settings, birth_dates=BirthDatesInMemory())
     try:
         yield app
     finally:

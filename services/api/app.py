@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infra.metrics import registry_for
+from infra.api_tables import api_engine, api_metadata
 from infra.settings import Settings
 from projections.tables import metadata as projection_metadata
 from services.api import errors
@@ -38,8 +38,8 @@ from services.api.routes import (
     reports,
     transcripts,
 )
-from services.api.store import api_engine, api_metadata
-from services.runtime import Runtime
+from services.bootstrap import Runtime
+from services.workers.metrics import registry_for
 
 DESCRIPTION = """
 The ledger of work-based-learning placements. Every command records immutable events;

@@ -109,7 +109,7 @@ def actor_from_token(key: TokenKey, token: str) -> Actor:
     except jwt.PyJWTError:
         raise _unauthorised("The bearer token is not valid.", "invalid-token") from None
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
     except ValueError:
         raise _unauthorised("The token's role is unknown.", "invalid-token") from None
     subject, organisation = claims.get("sub"), claims.get("org")

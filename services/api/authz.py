@@ -43,9 +43,9 @@ from starlette.concurrency import run_in_threadpool
 from domain.actor import Actor, Role
 from domain.errors import UnknownAggregate
 from domain.placement import Placement
+from infra.api_tables import people
 from services.api.auth import authenticate
 from services.api.errors import ProblemError
-from services.api.store import people
 from services.ledger import Ledger
 
 

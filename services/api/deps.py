@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from domain.actor import Actor
 from infra.settings import Settings
 from services.api.auth import authenticate
+from services.bootstrap import Runtime
 from services.ledger import Ledger
-from services.runtime import Runtime
 
 
 async def get_runtime(request: Request) -> Runtime:

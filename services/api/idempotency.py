@@ -46,11 +46,11 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.api_tables import idempotency
 from infra.command_log import forget_commands_before
 from services.api.auth import actor_from_token, bearer_token
 from services.api.errors import PROBLEM_JSON, ProblemError
-from services.api.store import idempotency
-from services.command_keys import keyed_commands
+from services.ledger.command_keys import keyed_commands
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from functools import cache
@@ -25,9 +26,16 @@ from domain.errors import RuleViolated
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
 from services.importing.core import RowContext, required_day
 from services.importing.placements import learner_for, sign_and_start, stable_id
-from services.rapids_export import categories
 
 SCHEMA_FILE = Path(__file__).with_name("rapids-apprentice-upload.tableschema.json")
+
+
+def categories(spec: Mapping[str, Any]) -> set[str] | None:
+    """The values a field's ``categories`` allow, as the strings a CSV cell holds."""
+    found = spec.get("categories")
+    if found is None:
+        return None
+    return {str(c["value"] if isinstance(c, dict) else c) for c in found}
 
 RACE_COLUMNS = {
     "Race-American Indian / Alaskan Native": RaceEthnicity.AMERICAN_INDIAN_OR_ALASKA_NATIVE,

@@ -26,7 +26,7 @@ from domain.actor import Role
 from domain.hours import EntryStatus
 from infra.broker import free_port
 from infra.settings import Settings
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 from tests.faults.processes import role_process
 from tests.integration.test_projections_support import audit_entries
 from tests.support import read_topic, reconcile, stored_events

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from infra.broker import LocalBroker
 from infra.settings import Settings
 from projections.opportunities import opportunity_view
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 from tests.support import placement_story, read_topic, reconcile
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from infra.settings import Settings
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 from tests.support import placement_story, read_topic, reconcile
 
 pytestmark = pytest.mark.integration

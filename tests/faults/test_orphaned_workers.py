@@ -24,8 +24,8 @@ from infra.broker import free_port
 from infra.database import read_model_engine
 from infra.settings import Settings
 from services.api.auth import issue_token, token_key
-from services.observed import last_beats
-from services.runtime import build_ledger
+from services.bootstrap import build_ledger
+from services.workers.heartbeats import last_beats
 from tests.faults.supervision import (
     descendants,
     kill_count,

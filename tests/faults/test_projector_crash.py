@@ -17,7 +17,7 @@ from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from projections.audit_trail import AuditTrailProjection
-from services.projector import Projector
+from services.workers.projector import Projector
 from tests.faults.processes import role_process
 from tests.integration.test_projections_support import (
     audit_entries,

@@ -13,8 +13,8 @@ import pytest
 from infra import kafka as kafka_io
 from infra.database import read_model_engine
 from infra.settings import Settings
-from services.observed import ObservedWorkers
-from services.runtime import build_ledger
+from services.bootstrap import build_ledger
+from services.workers.heartbeats import ObservedWorkers
 from tests.faults.supervision import wbl, wbl_env
 from tests.support import placement_story, read_topic, reconcile
 

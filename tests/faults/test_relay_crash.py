@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from infra.settings import Settings
+from services.bootstrap import build_ledger
 from services.ledger import Ledger
-from services.relay import Relay
-from services.runtime import build_ledger
+from services.workers.relay import Relay
 from tests.faults.processes import role_process
 from tests.support import placement_story, read_topic, reconcile
 

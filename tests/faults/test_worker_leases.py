@@ -13,8 +13,8 @@ import pytest
 
 from infra.database import read_model_engine
 from infra.settings import Settings
-from services.observed import last_beats
-from services.runtime import build_ledger
+from services.bootstrap import build_ledger
+from services.workers.heartbeats import last_beats
 from tests.faults.supervision import overlapping_relays, relay_spans, wbl, wbl_env
 from tests.support import placement_story, read_topic, reconcile
 

@@ -14,9 +14,9 @@ import pytest
 from domain.actor import Actor, Role
 from domain.errors import NotPermitted, RuleViolated
 from domain.hours import EntryStatus
-from infra.database import event_store_env
 from infra.settings import Settings
-from services.ledger import Ledger
+from services.bootstrap import build_ledger
+from services.ledger import BirthDatesInMemory, Ledger
 from tests.support import WORKLOAD_ORG, placement_story
 
 LEARNER = Actor("learner-c", Role.LEARNER, WORKLOAD_ORG)
@@ -26,8 +26,8 @@ SUPERVISOR = Actor("super-1", Role.SUPERVISOR, WORKLOAD_ORG)
 @pytest.fixture
 def two_ledgers(store_settings: Settings) -> Iterator[tuple[Ledger, Ledger]]:
     assert store_settings.aggregate_cache_size > 0
-    first = Ledger(env=event_store_env(store_settings))
-    second = Ledger(env=event_store_env(store_settings))
+    first = build_ledger(store_settings, birth_dates=BirthDatesInMemory())
+    second = build_ledger(store_settings, birth_dates=BirthDatesInMemory())
     for ledger in (first, second):
         ledger.today = lambda: date(2026, 3, 2)  # type: ignore[method-assign]
     try:

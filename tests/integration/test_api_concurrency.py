@@ -27,11 +27,11 @@ import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
+from infra.api_tables import idempotency
 from infra.broker import free_port
 from infra.settings import Settings
 from services.api.app import create_app
-from services.api.store import idempotency
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 from tests.integration.test_api_world import (
     SECRET,
     STARTS,

@@ -23,7 +23,7 @@ from domain.actor import Role
 from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 
 SECRET = "test-secret-for-the-api-tests-0123456789abcdef"
 TODAY = date.today()

@@ -37,8 +37,8 @@ from projections.audit_trail import LIVE_TABLES as AUDIT
 from projections.audit_trail import AuditTrailProjection, envelope_of
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.audit_checkpoints import read_checkpoints
-from services.runtime import Runtime
+from services.bootstrap import Runtime
+from services.workers.audit_checkpoints import read_checkpoints
 from tests.support import placement_story
 
 pytestmark = pytest.mark.integration

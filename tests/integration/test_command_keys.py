@@ -16,10 +16,10 @@ from sqlalchemy import create_engine, func, insert, select
 
 from domain.actor import Actor, Role
 from domain.errors import RuleViolated, StaleVersion
+from infra.api_tables import api_metadata, idempotency
 from services.api.idempotency import purge_expired
-from services.api.store import api_metadata, idempotency
-from services.command_keys import keyed_commands
 from services.ledger import CommandResult, Ledger
+from services.ledger.command_keys import keyed_commands
 from tests.support import WORKLOAD_ORG, placement_story
 
 LEARNER = Actor("learner-k", Role.LEARNER, WORKLOAD_ORG)

@@ -18,9 +18,9 @@ from infra import kafka as kafka_io
 from infra.consumer import SequenceGap, TopicReader, read_all
 from infra.schemas import DOCS, schema_file_name
 from infra.settings import Settings
+from services.bootstrap import Runtime, build_ledger
 from services.ledger import Ledger
-from services.relay import Relay
-from services.runtime import Runtime, build_ledger
+from services.workers.relay import Relay
 from tests.support import every_event_type, placement_story, read_topic, reconcile
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from domain.actor import Role
 from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 
 pytestmark = pytest.mark.integration
 SECRET = "found-from-outside-secret-0123456789abcdef"

@@ -15,8 +15,8 @@ from sqlalchemy import update
 from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.observed import beat, heartbeat_metadata, worker_heartbeats
-from services.runtime import Runtime
+from services.bootstrap import Runtime
+from services.workers.heartbeats import beat, heartbeat_metadata, worker_heartbeats
 
 SECRET = "observed-workers-secret-0123456789abcdef"
 

@@ -23,7 +23,7 @@ from infra.logs import JSONFormatter
 from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 from tests.support import read_topic
 
 SECRET = "privacy-test-secret-0123456789abcdefghij"

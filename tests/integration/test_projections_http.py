@@ -19,7 +19,7 @@ from domain.actor import Actor, Role
 from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 from tests.support import WORKLOAD_ORG, placement_story
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from infra.cloudevents import SPEC_VERSION, TYPE_PREFIX, canonical_json
 from infra.settings import Settings
 from projections.audit_trail import LIVE_TABLES as AUDIT
 from projections.envelope import Envelope
-from services.projector import Projector
+from services.workers.projector import Projector
 
 
 def record_of(e: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:

@@ -21,16 +21,16 @@ from domain.actor import Actor, Role
 from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
 from services.importing import ImportKind, ImportMode
-from services.ledger import Ledger
-from services.rapids_export import (
+from services.importing.rapids import categories
+from services.jobs.rapids_export import (
     STATUS_SCHEMA,
-    categories,
     rapids_export,
     status_fields,
     to_csv,
     upload_fields,
 )
-from services.reporting import envelopes_until
+from services.jobs.reporting import envelopes_until
+from services.ledger import Ledger
 from tests.integration.test_import import (
     ORG,
     RAPIDS_HEADER,

@@ -15,10 +15,10 @@ from sqlalchemy import text
 from domain.learner import LearnerProfile, Sex
 from infra.database import personal_data_vault
 from infra.settings import Settings
-from services.replay import ReplayBy, replay_into, sqlite_engine
-from services.reporting import envelopes_until
-from services.research import research_tables, write_tables
-from services.runtime import build_ledger
+from services.bootstrap import build_ledger
+from services.jobs.replay import ReplayBy, replay_into, sqlite_engine
+from services.jobs.reporting import envelopes_until
+from services.jobs.research import research_tables, write_tables
 from tests.support import placement_story
 
 

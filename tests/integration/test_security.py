@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from domain.actor import Role
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 from tests.integration.test_api_world import api_settings
 
 BODY = {"organisation_id": "district-s", "title": "Intern", "employer_name": "Acme",

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer
 from infra.settings import Settings
 from services.api.app import create_app
 from services.api.auth import issue_token
-from services.runtime import Runtime
+from services.bootstrap import Runtime
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from domain.learner import LearnerProfile, RaceEthnicity, Sex
 from infra.database import personal_data_vault, read_model_engine
 from infra.settings import Settings
 from projections.state_report import ReportingPeriod, canonical
-from services.reporting import compute_state_report, publish_report, save_report
-from services.runtime import build_ledger
+from services.bootstrap import build_ledger
+from services.jobs.reporting import compute_state_report, publish_report, save_report
 
 PERIOD = ReportingPeriod("2025-26", date(2025, 7, 1), date(2026, 6, 30))
 COORD = Actor("coord-1", Role.COORDINATOR, "north")

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from projections.audit_trail import AuditTrailProjection
-from services import audit_checkpoints
 from services.api.deps import ActorDep, EngineDep, RuntimeDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
@@ -28,6 +27,7 @@ from services.api.routes.transcripts import (
     Offset,
     read_your_writes,
 )
+from services.workers import audit_checkpoints
 
 router = APIRouter(prefix="/audit-trail", tags=["audit trail"])
 

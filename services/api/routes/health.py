@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from services.api.deps import RuntimeDep
-from services.observed import projector_view, relay_view
+from services.workers.heartbeats import projector_view, relay_view
 
 router = APIRouter(tags=["operations"])
 

@@ -28,6 +28,7 @@ from domain.actor import Role
 from domain.child_labour import ChildLabourPolicy
 from domain.errors import WrongState
 from domain.organisation import Organisation
+from infra.api_tables import copy_organisation, organisations, people
 from services.api.auth import TOKEN_ROLES
 from services.api.deps import ActorDep, ApiEngineDep, LedgerDep
 from services.api.errors import ProblemError
@@ -42,7 +43,6 @@ from services.api.models import (
     accepted,
     expected_version,
 )
-from services.api.store import copy_organisation, organisations, people
 from services.ledger import CommandResult, Ledger
 
 router = APIRouter(prefix="/organisations", tags=["organisations and people"],
@@ -94,7 +94,7 @@ class RegisterPerson(BaseModel):
         {"id": "lrn-7f3a9c", "role": "learner"}]})
 
     id: Ident
-    role: PersonRole = Field(description=(  # type: ignore[valid-type]
+    role: PersonRole = Field(description=(
         "The role the person's tokens carry in this organisation."))
 
 
@@ -211,7 +211,7 @@ def register_person(organisation_id: OrganisationId, body: RegisterPerson, engin
 def list_people(
     organisation_id: OrganisationId,
     engine: ApiEngineDep,
-    role: PersonRole | None = None,  # type: ignore[valid-type]
+    role: PersonRole | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[PersonOut]:

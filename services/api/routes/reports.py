@@ -21,9 +21,14 @@ from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_cs
 from services.api.deps import EngineDep, LedgerDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
-from services.rapids_export import rapids_export, status_fields, to_csv, upload_fields
-from services.reporting import CutoffError, compute_state_report, envelopes_until, resolve_cutoff
-from services.research import load_or_create_key, research_tables
+from services.jobs.rapids_export import rapids_export, status_fields, to_csv, upload_fields
+from services.jobs.reporting import (
+    CutoffError,
+    compute_state_report,
+    envelopes_until,
+    resolve_cutoff,
+)
+from services.jobs.research import load_or_create_key, research_tables
 
 router = APIRouter(tags=["reports"])
 

@@ -184,7 +184,10 @@ def check_invariants(p: Placement) -> None:
                 assert successor.status is EntryStatus.LOGGED
                 assert successor.pending_over == e.entry_id
         if e.supersedes is not None:
-            standing = e.status is EntryStatus.REJECTED and e.pending_over == e.supersedes
+            # a correction of an approved entry that was rejected, or itself corrected, no
+            # longer holds the approved entry: it stands, or waits under a later correction
+            standing = e.pending_over == e.supersedes and e.status in (
+                EntryStatus.REJECTED, EntryStatus.SUPERSEDED)
             assert standing or p.entries[e.supersedes].superseded_by == e.entry_id
     if p.status is PlacementStatus.COMPLETED and p.approach is not None:
         if p.approach.value != "competency_based":

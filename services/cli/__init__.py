@@ -8,18 +8,18 @@ from typing import Annotated
 
 import typer
 
-from infra import logs
 from infra.settings import Settings
-from services import commands_projections, commands_tokens
-from services.commands_credentials import app as credentials_app
-from services.commands_export import app as export_app
-from services.commands_import import import_command
-from services.commands_learners import app as learners_app
-from services.commands_report import app as report_app
-from services.commands_research import replay_command, research_app
-from services.observed import keep_beating, projector_view, relay_view
-from services.runtime import Runtime
-from services.workers import Workers, bind_to_parent
+from services.bootstrap import Runtime, build_settings, start_broker
+from services.cli import projections as commands_projections
+from services.cli import tokens as commands_tokens
+from services.cli.credentials import app as credentials_app
+from services.cli.export import app as export_app
+from services.cli.imports import import_command
+from services.cli.learners import app as learners_app
+from services.cli.report import app as report_app
+from services.cli.research import replay_command, research_app
+from services.workers.heartbeats import keep_beating, projector_view, relay_view
+from services.workers.supervisor import Workers, bind_to_parent
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
                   no_args_is_help=True, add_completion=False)
@@ -36,9 +36,7 @@ app.command(name="replay")(replay_command)
 
 
 def _settings(**overrides: object) -> Settings:
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    logs.configure(settings.log_level)
-    return settings
+    return build_settings(**overrides)
 
 
 def _build(settings: Settings, **roles: bool) -> Runtime:
@@ -99,26 +97,20 @@ def run(
 
 
 def _build_with_workers(settings: Settings) -> tuple[Runtime, Workers]:
-    """The API here; the relay and the projector as child processes (services/workers.py),
-    on the local broker this process starts when none is configured."""
-    from infra import kafka as kafka_io
-    from infra.broker import LocalBroker
+    """The API here; the relay and the projector as child processes
+    (services/workers/supervisor.py), on the local broker this process starts when none is
+    configured."""
+    from infra.kafka import TopicWouldLoseHistory
 
     broker = None
     runtime: Runtime | None = None
     workers: Workers | None = None
-    if settings.kafka_bootstrap_servers is None:
-        broker = LocalBroker(binary=settings.tansu_bin)
-        broker.start()
-        settings = settings.model_copy(
-            update={"kafka_bootstrap_servers": broker.bootstrap_servers})
     try:
-        assert settings.kafka_bootstrap_servers is not None
-        admin = kafka_io.admin_client(settings.kafka_bootstrap_servers)
         try:  # refuse to start on a topic that would lose history, before serving anything
-            kafka_io.ensure_topic(admin, settings)
-        finally:
-            admin.close()
+            settings, broker = start_broker(settings)
+        except TopicWouldLoseHistory as refused:
+            typer.echo(f"wbl: refusing to start: {refused}", err=True)
+            raise typer.Exit(2) from None
         runtime = _build(settings, relay=False, projector=False)
         runtime.broker = broker  # stopped with the runtime
         workers = Workers(settings, runtime.engine)
@@ -159,14 +151,14 @@ def _run_worker(role: str) -> None:
     runtime = _build(settings, relay=role == "relay", projector=role == "projector")
     worker = runtime.relay if role == "relay" else runtime.projector
     assert worker is not None
-    # The API reads this process's state from its heartbeat (services/observed.py).
+    # The API reads this process's state from its heartbeat (services/workers/heartbeats.py).
     relay_, projector_ = runtime.relay, runtime.projector
     keep_beating(runtime.engine, role, (lambda: relay_view(relay_)) if relay_ is not None
                  else (lambda: projector_view(projector_)), stop)  # type: ignore[arg-type]
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        from infra.metrics import registry_for
+        from services.workers.metrics import registry_for
 
         start_http_server(settings.metrics_port, registry=registry_for(runtime))
     try:

@@ -20,14 +20,12 @@ docs/decisions/010-daily-limit-across-placements.md.
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -39,7 +37,6 @@ from domain.calendar import SchoolCalendar, SchoolDays
 from domain.child_labour import ChildLabourPolicy
 from domain.errors import (
     ConcurrentChange,
-    DomainError,
     RuleViolated,
     StaleVersion,
     UnknownAggregate,
@@ -51,8 +48,11 @@ from domain.opportunity import Opportunity
 from domain.organisation import Organisation, OrganisationSettings
 from domain.placement import Placement
 from domain.program import ApprenticeshipProgram
-from infra.command_log import CommandKey, RecordedCommand, recorded_command
-from services import command_keys
+from infra.command_log import CommandKey, recorded_command
+from services.ledger.birth_dates import BirthDates, BirthDatesInMemory
+from services.ledger.command_keys import command
+from services.ledger.results import CommandResult
+from services.ledger.staging import UnitOfWork
 
 
 class DateAsISO(Transcoding):
@@ -69,113 +69,6 @@ class DateAsISO(Transcoding):
 
 
 log = logging.getLogger(__name__)
-C = TypeVar("C", bound=Callable[..., "CommandResult"])
-
-
-def command(method: C) -> C:
-    """A command that a retried HTTP request (same Idempotency-Key) runs at most once.
-
-    Inside a request's ``CommandScope`` the command takes the scope's next key; if the store
-    already recorded that key (the first attempt committed, then its process died before
-    answering) the stored result is the answer and the command does not run again. Else
-    ``_save_all`` stores the key with the events, in their transaction.
-    """
-
-    @functools.wraps(method)
-    def run(self: Ledger, *args: Any, **kwargs: Any) -> CommandResult:
-        scope = command_keys.CURRENT.get()
-        if scope is None or getattr(self._local, "unit", None) is not None:
-            return method(self, *args, **kwargs)
-        key = scope.next_key()
-        done = recorded_command(self.recorder, key) if scope.may_be_recorded else None
-        if done is not None:
-            log.info("command already recorded: answered from the command log",
-                     extra={"command": method.__name__, "command_key": key[:12]})
-            return CommandResult.recorded(done)
-        self._local.command_key = key
-        try:
-            return method(self, *args, **kwargs)
-        except DomainError:
-            # Refused because the same command, run at the same time by a retry that took
-            # over, has just been recorded (the entry now overlaps itself): its answer stands.
-            done = recorded_command(self.recorder, key)
-            if done is None:
-                raise
-            return CommandResult.recorded(done)
-        finally:
-            self._local.command_key = None
-
-    return cast(C, run)
-
-
-class BirthDates(Protocol):
-    """Where learners' birth dates are kept, outside the events (the personal-data vault in
-    the service; a dict in tests of the ledger alone). See decision 038."""
-
-    def record_birth_date(self, learner_id: str, born_on: date) -> None: ...
-
-    def birth_date(self, learner_id: str) -> date | None: ...
-
-
-class BirthDatesInMemory:
-    """For a ledger without a vault (tests, benchmarks): this process's matches only."""
-
-    def __init__(self) -> None:
-        self._dates: dict[str, date] = {}
-
-    def record_birth_date(self, learner_id: str, born_on: date) -> None:
-        self._dates[learner_id] = born_on
-
-    def birth_date(self, learner_id: str) -> date | None:
-        return self._dates.get(learner_id)
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What a client needs after a command: the new version (for ``If-Match``) and the
-    position of the last event in the store's notification log (to wait for read models)."""
-
-    aggregate_id: UUID
-    version: int
-    position: int
-    created_id: str | None = None
-    """The id of the hour entry, evaluation or credential the command created, if any."""
-
-    @classmethod
-    def recorded(cls, done: RecordedCommand) -> CommandResult:
-        """The result of a keyed command the store had already recorded."""
-        return cls(done.aggregate_id, done.version, done.position, done.created_id)
-
-
-@dataclass
-class UnitOfWork:
-    """Many commands, one atomic write (bulk imports).
-
-    Each row of work runs on copies of the aggregates it touches; a row that breaks a rule
-    is dropped whole, and the rows that passed are saved together by ``Ledger.save_unit``.
-    """
-
-    staged: dict[UUID, Aggregate] = field(default_factory=dict)
-    row: dict[UUID, Aggregate] | None = None
-
-    @contextmanager
-    def row_scope(self) -> Iterator[list[tuple[str, int, int]]]:
-        """Run one row; on success yield-back list holds (aggregate id, first, last version)
-        of the events the row recorded; on an exception nothing of the row is kept."""
-        self.row = {}
-        changes: list[tuple[str, int, int]] = []
-        try:
-            yield changes
-        except BaseException:
-            self.row = None
-            raise
-        for aggregate_id, aggregate in self.row.items():
-            before = self.staged[aggregate_id].version if aggregate_id in self.staged else (
-                aggregate.version - len(aggregate.pending_events))
-            if aggregate.version > before:
-                changes.append((str(aggregate_id), before + 1, aggregate.version))
-                self.staged[aggregate_id] = aggregate
-        self.row = None
 
 
 class Ledger(Application[UUID]):

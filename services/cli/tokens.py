@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from domain.actor import Role
-from infra.settings import Settings
+from services import bootstrap
 from services.api.auth import TOKEN_ROLES, issue_token, token_key
 
 app = typer.Typer(help="Bearer tokens for the HTTP API.", no_args_is_help=True,
@@ -31,7 +31,7 @@ def create(
     data_dir: Annotated[str | None, typer.Option(help="Data folder (WBL_DATA_DIR).")] = None,
 ) -> None:
     """Print a signed token for ACTOR-ID acting as ROLE."""
-    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
+    settings = bootstrap.build_settings(data_dir=data_dir)
     try:
         parsed = Role(role)
         token = issue_token(token_key(settings), actor_id=actor_id, role=parsed,

@@ -40,7 +40,7 @@ from domain.learner import LearnerProfile, RaceEthnicity, Sex
 from projections.envelope import Envelope
 
 HERE = Path(__file__).parent
-UPLOAD_SCHEMA = HERE / "importing" / "rapids-apprentice-upload.tableschema.json"
+UPLOAD_SCHEMA = HERE.parent / "importing" / "rapids-apprentice-upload.tableschema.json"
 STATUS_SCHEMA = HERE / "rapids-status-change.tableschema.json"
 
 RACE_COLUMNS = {
@@ -71,14 +71,6 @@ def upload_fields() -> list[dict[str, Any]]:
 def status_fields() -> list[dict[str, Any]]:
     fields: list[dict[str, Any]] = json.loads(STATUS_SCHEMA.read_text())["fields"]
     return fields
-
-
-def categories(spec: Mapping[str, Any]) -> set[str] | None:
-    """The values a field's ``categories`` allow, as the strings a CSV cell holds."""
-    found = spec.get("categories")
-    if found is None:
-        return None
-    return {str(c["value"] if isinstance(c, dict) else c) for c in found}
 
 
 def us_date(day: date) -> str:

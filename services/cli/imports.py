@@ -10,11 +10,8 @@ from uuid import UUID
 import typer
 
 from domain.actor import Actor, Role
-from infra.database import personal_data_vault
-from infra.schema import store_env
-from infra.settings import Settings
+from services import bootstrap
 from services.importing import ImportKind, ImportMode, ImportOptions, import_file
-from services.ledger import Ledger
 
 
 def import_command(
@@ -31,9 +28,9 @@ def import_command(
 ) -> None:
     """Import placements, timesheets or RAPIDS registrations; every row is checked by the
     ledger's own rules. Importing the same file again records nothing."""
-    settings = Settings()
-    vault = personal_data_vault(settings)
-    ledger = Ledger(env=store_env(settings), birth_dates=vault)
+    settings = bootstrap.build_settings()
+    vault = bootstrap.build_vault(settings)
+    ledger = bootstrap.build_ledger(settings, birth_dates=vault)
     try:
         result = import_file(
             ledger, vault,

@@ -13,10 +13,9 @@ from typing import Annotated
 
 import typer
 
-from infra import logs
-from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.tables import metadata
+from services import bootstrap
 from services.credentials import keys as credential_keys
 from services.credentials.issuing import Credentials
 
@@ -25,8 +24,7 @@ app = typer.Typer(help="Signed Open Badges 3.0 and CLR 2.0 credentials (docs/cre
 
 
 def _settings() -> Settings:
-    settings = Settings()
-    logs.configure(settings.log_level)
+    settings = bootstrap.build_settings()
     return settings
 
 
@@ -44,7 +42,7 @@ def verify(
         typer.echo(f"{file}: not a JSON document ({error})", err=True)
         raise typer.Exit(2) from None
     settings = _settings()
-    engine = read_model_engine(settings)
+    engine = bootstrap.build_read_models(settings)
     try:
         metadata.create_all(engine)
         verdict = Credentials.build(settings, engine).verify(document)

@@ -7,14 +7,29 @@ registry, and the numbers come from the one place that keeps them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from services.runtime import Runtime
+from services.workers.heartbeats import ObservedWorkers
+from services.workers.projector import Projector
+from services.workers.relay import Relay
+
+
+class Runtime(Protocol):
+    """What the metrics read of a runtime (``services.bootstrap.Runtime``): its own workers,
+    or those of other processes seen through their heartbeats."""
+
+    @property
+    def relay(self) -> Relay | None: ...
+
+    @property
+    def projector(self) -> Projector | None: ...
+
+    @property
+    def observed(self) -> ObservedWorkers | None: ...
 
 
 class RuntimeCollector(Collector):

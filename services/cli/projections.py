@@ -16,13 +16,12 @@ from typing import Annotated
 import typer
 
 from infra import kafka as kafka_io
-from infra import logs
-from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.audit_trail import Problem
 from projections.tables import metadata
-from services import audit_checkpoints
-from services.projector import PROJECTION_KINDS, Rebuild, RebuildResult
+from services import bootstrap
+from services.workers import audit_checkpoints
+from services.workers.projector import PROJECTION_KINDS, Rebuild, RebuildResult
 
 projections_app = typer.Typer(help="Rebuild read models from the topic, or check them.",
                               no_args_is_help=True, add_completion=False)
@@ -34,8 +33,7 @@ Names = Annotated[list[str] | None, typer.Argument(
 
 
 def _settings() -> Settings:
-    settings = Settings()
-    logs.configure(settings.log_level)
+    settings = bootstrap.build_settings()
     return settings
 
 
@@ -64,11 +62,11 @@ def _run(names: list[str] | None, *, swap: bool, quiet: bool) -> RebuildResult:
     )
 
     settings = _settings()
-    bootstrap = _bootstrap(settings)
-    engine = read_model_engine(settings)
+    servers = _bootstrap(settings)
+    engine = bootstrap.build_read_models(settings)
     try:
         try:
-            rebuild = Rebuild(engine, bootstrap=bootstrap, topic=settings.topic,
+            rebuild = Rebuild(engine, bootstrap=servers, topic=settings.topic,
                               names=list(names or []) or None)
         except ValueError as error:
             typer.echo(str(error), err=True)
@@ -130,7 +128,7 @@ def verify() -> None:
     WBL_AUDIT_CHECKPOINT_TOPIC; name the first altered, dropped, reordered or rewritten
     entry (placement, event type, position) and exit with code 1."""
     settings = _settings()
-    engine = read_model_engine(settings)
+    engine = bootstrap.build_read_models(settings)
     try:
         metadata.create_all(engine)
         verdict = audit_checkpoints.verify_trail(settings, engine,
@@ -168,7 +166,7 @@ def checkpoint() -> None:
         typer.echo("Set WBL_KAFKA_BOOTSTRAP_SERVERS: checkpoints go to the running service's "
                    "Kafka.", err=True)
         raise typer.Exit(2)
-    engine = read_model_engine(settings)
+    engine = bootstrap.build_read_models(settings)
     try:
         metadata.create_all(engine)
         published = audit_checkpoints.publish_now(settings, settings.kafka_bootstrap_servers,

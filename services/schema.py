@@ -48,12 +48,12 @@ schema_setups = Table(
 
 def _table_groups() -> list[tuple[str, MetaData]]:
     """(database, tables) for every table the service keeps outside the event store."""
-    import services.projector  # noqa: F401  (registers every projection's tables)
+    import services.workers.projector  # noqa: F401  (registers every projection's tables)
+    from infra.api_tables import api_metadata
     from infra.personal_data import metadata as personal_data_metadata
     from projections.tables import metadata as projection_metadata
-    from services.api.store import api_metadata
-    from services.observed import heartbeat_metadata
-    from services.reporting import reporting_metadata
+    from services.jobs.reporting import reporting_metadata
+    from services.workers.heartbeats import heartbeat_metadata
 
     return [
         ("read_models", projection_metadata),
@@ -133,7 +133,7 @@ def ensure_schema(settings: Settings) -> None:
 
 def _create_tables(settings: Settings, read_models: Engine,
                    groups: list[tuple[str, MetaData]]) -> None:
-    from services.api.store import api_engine
+    from infra.api_tables import api_engine
 
     engines = {"read_models": read_models, "api": api_engine(settings, read_models),
                "personal_data": personal_data_engine(settings)}

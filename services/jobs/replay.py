@@ -18,9 +18,9 @@ from sqlalchemy import Engine, create_engine
 
 from projections.envelope import Envelope
 from projections.tables import metadata
+from services.jobs.reporting import envelopes_until
 from services.ledger import Ledger
-from services.projector import Projection, default_projections
-from services.reporting import envelopes_until
+from services.workers.projector import Projection, default_projections
 
 
 class ReplayBy(StrEnum):

@@ -4,7 +4,7 @@ One Python process has one interpreter lock: with the API, the relay and the pro
 threads of one process, the three shared one core of the two, and the API's throughput and
 latency paid for the others' work. `wbl run` therefore starts `wbl relay` and
 `wbl projector` as children (the production roles, unchanged), waits until both beat
-(``services/observed.py``), restarts one that dies, and stops both when it stops.
+(``services/workers/heartbeats.py``), restarts one that dies, and stops both when it stops.
 
 No child outlives `wbl run` (invariant 11), however `wbl run` ends: a SIGKILL of it alone or
 of its whole process group included. Each child binds itself to its parent at start
@@ -30,7 +30,7 @@ import time
 from sqlalchemy import Engine
 
 from infra.settings import Settings
-from services.observed import BEAT_S, last_beats
+from services.workers.heartbeats import BEAT_S, last_beats
 
 log = logging.getLogger(__name__)
 

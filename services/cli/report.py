@@ -12,13 +12,10 @@ from typing import Annotated
 
 import typer
 
-from infra.database import personal_data_vault, read_model_engine
-from infra.schema import store_env
-from infra.settings import Settings
 from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_csv_rows
 from projections.suppression import audit_report
-from services.ledger import Ledger
-from services.reporting import compute_state_report, publish_report, save_report
+from services import bootstrap
+from services.jobs.reporting import compute_state_report, publish_report, save_report
 
 app = typer.Typer(help="Reports for states and funders.", no_args_is_help=True,
                   add_completion=False)
@@ -45,13 +42,13 @@ def state(
     publish: Annotated[bool, typer.Option(help="Publish on WBL_REPORTING_TOPIC.")] = False,
 ) -> None:
     """Compute the state feed for PERIOD as of a cut-off (default: everything recorded)."""
-    settings = Settings()
-    ledger = Ledger(env=store_env(settings))
-    engine = read_model_engine(settings)
+    settings = bootstrap.build_settings()
+    ledger = bootstrap.build_ledger(settings)
+    engine = bootstrap.build_read_models(settings)
     try:
         try:
             report = compute_state_report(
-                ledger, engine, personal_data_vault(settings), settings,
+                ledger, engine, bootstrap.build_vault(settings), settings,
                 ReportingPeriod(period, date.fromisoformat(starts), date.fromisoformat(ends)),
                 position=position, as_of=datetime.fromisoformat(as_of) if as_of else None,
                 min_cell=min_cell, other_groups=tuple(group or ()))

@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from infra.database import personal_data_vault
 from infra.personal_data import LearnerShredded, UnknownLearner
-from infra.settings import Settings
+from services import bootstrap
 
 app = typer.Typer(help="Learners' personal data.", no_args_is_help=True,
                   add_completion=False)
@@ -24,7 +23,7 @@ def erase(
     if not reason.strip():
         typer.echo("give a reason", err=True)
         raise typer.Exit(2)
-    vault = personal_data_vault(Settings())
+    vault = bootstrap.build_vault(bootstrap.build_settings())
     try:
         vault.shred(learner_id, reason=reason.strip())
     except UnknownLearner:

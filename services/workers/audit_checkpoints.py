@@ -59,7 +59,7 @@ from projections.audit_trail import (
 from projections.audit_trail import canonical_bytes as audit_canonical_bytes
 
 if TYPE_CHECKING:
-    from services.projector import Projector
+    from services.workers.projector import Projector
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,9 @@ from typing import Annotated
 
 import typer
 
-from infra.database import personal_data_vault
-from infra.schema import store_env
-from infra.settings import Settings
-from services.ledger import Ledger
-from services.rapids_export import rapids_export, status_fields, to_csv, upload_fields
-from services.reporting import envelopes_until, resolve_cutoff
+from services import bootstrap
+from services.jobs.rapids_export import rapids_export, status_fields, to_csv, upload_fields
+from services.jobs.reporting import envelopes_until, resolve_cutoff
 
 app = typer.Typer(help="Exports for other systems.", no_args_is_help=True,
                   add_completion=False)
@@ -36,14 +33,14 @@ def rapids(
 ) -> None:
     """Write the RAPIDS registrations and status changes (credit granted, completion,
     suspension, reinstatement, cancellation with cause) recorded up to the cut-off."""
-    settings = Settings()
-    ledger = Ledger(env=store_env(settings))
+    settings = bootstrap.build_settings()
+    ledger = bootstrap.build_ledger(settings)
     try:
         cutoff, recorded = resolve_cutoff(ledger, position=position)
         events = list(envelopes_until(ledger, cutoff, settings.event_source))
     finally:
         ledger.close()
-    profiles = personal_data_vault(settings).profiles_as_of(None, recorded)
+    profiles = bootstrap.build_vault(settings).profiles_as_of(None, recorded)
     supplied: dict[str, dict[str, str]] = {}
     if details is not None:
         with details.open(newline="") as handle:

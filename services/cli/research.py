@@ -9,13 +9,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from infra.database import personal_data_vault
-from infra.schema import store_env
-from infra.settings import Settings
-from services.ledger import Ledger
-from services.replay import ReplayBy, replay_into, sqlite_engine
-from services.reporting import envelopes_until, resolve_cutoff
-from services.research import load_or_create_key, research_tables, write_tables
+from services import bootstrap
+from services.jobs.replay import ReplayBy, replay_into, sqlite_engine
+from services.jobs.reporting import envelopes_until, resolve_cutoff
+from services.jobs.research import load_or_create_key, research_tables, write_tables
 
 research_app = typer.Typer(help="Pseudonymised exports for researchers.",
                            no_args_is_help=True, add_completion=False)
@@ -37,8 +34,8 @@ def replay_command(
             typer.echo(f"{into} exists; pass --force to replace it", err=True)
             raise typer.Exit(2)
         into.unlink()
-    settings = Settings()
-    ledger = Ledger(env=store_env(settings))
+    settings = bootstrap.build_settings()
+    ledger = bootstrap.build_ledger(settings)
     engine = sqlite_engine(str(into))
     try:
         with Progress("[progress.description]{task.description}", BarColumn(),
@@ -65,8 +62,8 @@ def export(
     as_of: Annotated[str | None, typer.Option(help="Cut-off recording time (ISO).")] = None,
 ) -> None:
     """Per-placement and per-learner facts, every person pseudonymised by a keyed hash."""
-    settings = Settings()
-    ledger = Ledger(env=store_env(settings))
+    settings = bootstrap.build_settings()
+    ledger = bootstrap.build_ledger(settings)
     try:
         cutoff, _ = resolve_cutoff(ledger, position=position,
                                    as_of=datetime.fromisoformat(as_of) if as_of else None)
@@ -74,7 +71,7 @@ def export(
                                  settings.data_dir / "research-pseudonym.key")
         placements, learners = research_tables(
             envelopes_until(ledger, cutoff, settings.event_source),
-            personal_data_vault(settings), key)
+            bootstrap.build_vault(settings), key)
     finally:
         ledger.close()
     for path in write_tables(out, {"placements": placements, "learners": learners}):

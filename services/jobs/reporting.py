@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from kafka import KafkaProducer
 from sqlalchemy import (
@@ -92,7 +92,8 @@ def resolve_cutoff(ledger: Ledger, *, position: int | None = None,
         if not batch:
             break
         for n in batch:
-            when = ledger.mapper.to_domain_event(n).timestamp
+            event: Any = ledger.mapper.to_domain_event(n)  # every event of ours has a timestamp
+            when = cast(datetime, event.timestamp)
             if as_of is not None and when > as_of:
                 return chosen, recorded
             chosen, recorded = n.id, when

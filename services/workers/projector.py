@@ -58,7 +58,7 @@ from projections.envelope import Envelope
 from projections.opportunities import OpportunityProjection
 from projections.tables import applied_versions, consumer_positions, metadata, projection_swaps
 from projections.transcript import TranscriptProjection
-from services import audit_checkpoints
+from services.workers import audit_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -466,7 +466,7 @@ def _fresh_opportunities(md: MetaData, suffix: str) -> tuple[Projection, list[Ta
     live = opportunities_module.opportunity_view
     table = live.to_metadata(md, name=f"{live.name}{suffix}")
     for index in list(table.indexes):  # keep index names unique across generations
-        index.name = f"{index.name}{suffix}"
+        index.name = f"{index.name}{suffix}"  # type: ignore[assignment]
     return _RebuiltOpportunities(table), [table]
 
 

@@ -42,8 +42,8 @@ from sqlalchemy import (
 )
 
 from services.ledger import Ledger
-from services.projector import Projector
-from services.relay import Relay
+from services.workers.projector import Projector
+from services.workers.relay import Relay
 
 log = logging.getLogger(__name__)
 

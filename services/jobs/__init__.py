@@ -1,0 +1,1 @@
+"""Batch jobs: state reports, replays as of a date, research exports, RAPIDS exports."""
