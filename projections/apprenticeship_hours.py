@@ -530,6 +530,10 @@ class ApprenticeshipHoursProjection:
     def __init__(self, tables: HoursTables | None = None) -> None:
         self.tables = tables or LIVE_TABLES
 
+    def legacy_row_table(self) -> Table | None:
+        """Before decision 025 each placement row held its hour entries."""
+        return self.tables.placement
+
     def apply(self, conn: Connection, event: Envelope) -> None:
         self.apply_many(conn, [event])
 

@@ -134,6 +134,10 @@ class OpportunityProjection:
             if event.aggregate_type == self.aggregate_type:
                 self.apply(conn, event)
 
+    def legacy_row_table(self) -> Table | None:
+        """No earlier layout kept hour entries here."""
+        return None
+
     def apply(self, conn: Connection, event: Envelope) -> None:
         if event.aggregate_type != self.aggregate_type:
             return

@@ -703,6 +703,10 @@ class TranscriptProjection:
     def __init__(self, tables: TranscriptTables | None = None) -> None:
         self.tables = tables or LIVE_TABLES
 
+    def legacy_row_table(self) -> Table | None:
+        """Before decision 025 each experience row held its hour entries."""
+        return self.tables.experience
+
     def apply(self, conn: Connection, event: Envelope) -> None:
         self.apply_many(conn, [event])
 

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from services.api.errors import ProblemError
-from services.workers.projector import wait_for_position
+from services.workers.read_waits import wait_for_position
 
 
 def _last_position_of(recorder: Any, aggregate_id: str, at_most: int) -> int | None:

@@ -21,7 +21,7 @@ from projections.audit_trail import Problem
 from projections.tables import metadata
 from services import bootstrap
 from services.workers import audit_checkpoints
-from services.workers.projector import PROJECTION_KINDS, Rebuild, RebuildResult
+from services.workers.rebuild import PROJECTION_KINDS, Rebuild, RebuildResult
 
 projections_app = typer.Typer(help="Rebuild read models from the topic, or check them.",
                               no_args_is_help=True, add_completion=False)

@@ -17,10 +17,10 @@ from enum import StrEnum
 from sqlalchemy import Engine, create_engine
 
 from projections.envelope import Envelope
+from projections.registry import Projection, default_projections
 from projections.tables import metadata
 from services.jobs.reporting import envelopes_until
 from services.ledger import Ledger
-from services.workers.projector import Projection, default_projections
 
 
 class ReplayBy(StrEnum):

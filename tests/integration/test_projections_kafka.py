@@ -20,7 +20,8 @@ from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from projections.audit_trail import LIVE_TABLES as AUDIT
 from projections.audit_trail import AuditTrailProjection
 from projections.transcript import TranscriptProjection
-from services.workers.projector import PROJECTION_KINDS, Projector, Rebuild
+from services.workers.projector import Projector
+from services.workers.rebuild import PROJECTION_KINDS, Rebuild
 from tests.integration.test_projections_support import (
     create_topic,
     publish,

@@ -23,7 +23,8 @@ from projections import apprenticeship_hours, transcript
 from projections.common import dumps, loads
 from projections.entry_rows import load_entries
 from projections.envelope import Envelope
-from services.workers.projector import PROJECTION_KINDS, Projector
+from services.workers.projector import Projector
+from services.workers.rebuild import PROJECTION_KINDS
 from tests.integration.test_projections_support import record_of
 from tests.unit.projections.history import generate
 
