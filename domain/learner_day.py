@@ -22,7 +22,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.actor import Actor
 from domain.errors import RuleViolated
-from domain.hours import MINUTES_PER_DAY
+from domain.placement.hours import MINUTES_PER_DAY
 
 LEARNER_DAY_NAMESPACE = UUID("6f1c3f2e-7d0b-5b8e-9a51-2f4d3c6b8a10")
 

@@ -13,8 +13,8 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.actor import Actor, Role
-from domain.child_labour import ChildLabourPolicy
 from domain.errors import NotPermitted, RuleViolated, WrongState
+from domain.placement.minors import ChildLabourPolicy
 
 ORGANISATION_NAMESPACE = UUID("0b6a7f4c-2e1d-5c3b-8f9a-4d5e6f708192")
 

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from domain.actor import Actor, Role
 from domain.errors import RuleViolated, UnknownAggregate
-from domain.hours import EntryStatus
+from domain.placement.hours import EntryStatus
 from services.importing.core import RowContext, day, required_day, text
 from services.importing.placements import stable_id
 

@@ -34,7 +34,6 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 
 from domain.actor import Actor
 from domain.calendar import SchoolCalendar, SchoolDays
-from domain.child_labour import ChildLabourPolicy
 from domain.errors import (
     ConcurrentChange,
     RuleViolated,
@@ -47,6 +46,7 @@ from domain.learner_week import LearnerWeek
 from domain.opportunity import Opportunity
 from domain.organisation import Organisation, OrganisationSettings
 from domain.placement import Placement
+from domain.placement.minors import ChildLabourPolicy
 from domain.program import ApprenticeshipProgram
 from infra.command_log import CommandKey, recorded_command
 from services.ledger.birth_dates import BirthDates, BirthDatesInMemory

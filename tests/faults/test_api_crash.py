@@ -23,7 +23,7 @@ import pytest
 
 from benchmarks.soak import SECRET, STARTS, Placement, setup, token
 from domain.actor import Role
-from domain.hours import EntryStatus
+from domain.placement.hours import EntryStatus
 from infra.broker import free_port
 from infra.settings import Settings
 from services.bootstrap import Runtime

@@ -13,7 +13,7 @@ import pytest
 
 from domain.actor import Actor, Role
 from domain.errors import NotPermitted, RuleViolated
-from domain.hours import EntryStatus
+from domain.placement.hours import EntryStatus
 from infra.settings import Settings
 from services.bootstrap import build_ledger
 from services.ledger import BirthDatesInMemory, Ledger

@@ -22,9 +22,9 @@ from domain.errors import (
     UnknownAggregate,
     WrongState,
 )
-from domain.hours import EntryStatus
 from domain.learner_day import LearnerDay
 from domain.placement import Placement, PlacementStatus
+from domain.placement.hours import EntryStatus
 from services.ledger import Ledger
 
 ORG = "org-1"

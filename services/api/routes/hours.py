@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from domain.errors import DomainError
-from domain.hours import HourEntry, HourKind
+from domain.placement.hours import HourEntry, HourKind
 from services.api import authz
 from services.api.deps import ActorDep, LedgerDep
 from services.api.errors import ProblemError, status_for

@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from domain.actor import Role
-from domain.child_labour import ChildLabourPolicy
 from domain.errors import WrongState
 from domain.organisation import Organisation
+from domain.placement.minors import ChildLabourPolicy
 from infra.api_tables import copy_organisation, organisations, people
 from services.api.auth import TOKEN_ROLES
 from services.api.deps import ActorDep, ApiEngineDep, LedgerDep

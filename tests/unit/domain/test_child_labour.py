@@ -6,9 +6,9 @@ from datetime import date, time
 
 import pytest
 
-from domain import child_labour
-from domain.child_labour import ChildLabourPolicy
 from domain.errors import RuleViolated
+from domain.placement import minors as child_labour
+from domain.placement.minors import ChildLabourPolicy
 from tests.unit.domain.factories import (
     COORDINATOR,
     MINOR_BORN,

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from domain.errors import NotPermitted, RuleViolated, UnknownAggregate, WrongState
-from domain.hours import EntryStatus, HourKind
+from domain.placement.hours import EntryStatus, HourKind
 from tests.unit.domain.factories import (
     COORDINATOR,
     ENDS,

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from domain.child_labour import ChildLabourPolicy
 from domain.errors import NotPermitted, RuleViolated, WrongState
 from domain.learner_day import LearnerDay
 from domain.organisation import OrganisationSettings
+from domain.placement.minors import ChildLabourPolicy
 from tests.unit.domain.factories import (
     COORDINATOR,
     LEARNER,

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.actor import Actor
-from domain.child_labour import ChildLabourPolicy
 from domain.errors import DomainError
-from domain.hours import MINUTES_PER_DAY, EntryStatus, overlaps
 from domain.learner_day import LearnerDay
 from domain.placement import Placement, PlacementStatus
+from domain.placement.hours import MINUTES_PER_DAY, EntryStatus, overlaps
+from domain.placement.minors import ChildLabourPolicy
 from tests.unit.domain.factories import (
     ADULT_BORN,
     COMPETENCIES,
