@@ -77,6 +77,20 @@ people = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+person_identities = Table(
+    "person_identities",
+    api_metadata,
+    # ``subject`` (a provider's ``sub``) or ``email`` (an address the provider verified)
+    Column("kind", String(10), primary_key=True),
+    # the provider's name for a subject; ``*`` for an email (any provider that verified it)
+    Column("provider", String(60), primary_key=True),
+    # HMAC-SHA256 of the subject or the lower-cased email under the deployment's identity
+    # key: the registry finds a person by it without keeping the address itself
+    Column("value_hash", String(64), primary_key=True),
+    Column("person_id", String(200), nullable=False, index=True),
+)
+"""How people who sign in through an identity provider are found (decision 051)."""
+
 
 def api_engine(settings: Settings, read_models: Engine) -> Engine:
     """Where these tables live: the read-model database on PostgreSQL; on the embedded

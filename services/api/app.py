@@ -19,6 +19,7 @@ from services.api import errors
 from services.api.auth import FailedAuthentications, token_key
 from services.api.authz import enforce
 from services.api.idempotency import Idempotency, purge_expired
+from services.api.identities import ProviderTokens, RegistryDirectory, identity_key
 from services.api.models import PROBLEMS, Problem
 from services.api.observability import REQUEST_ID, HttpMetrics, RequestContext
 from services.api.routes import (
@@ -116,6 +117,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             rt.settings.failed_authentications_per_minute)
         app.state.api_engine = api_engine(rt.settings, rt.engine)
         api_metadata.create_all(app.state.api_engine)
+        app.state.identity_key = identity_key(rt.settings)
+        app.state.provider_tokens = ProviderTokens.from_settings(
+            rt.settings, RegistryDirectory(app.state.api_engine, app.state.identity_key))
         purge_expired(app.state.api_engine, rt.ledger.recorder,
                       timedelta(hours=rt.settings.idempotency_ttl_hours),
                       timedelta(seconds=rt.settings.idempotency_abandoned_s))
@@ -126,13 +130,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime is not None:
             attach(app, runtime)
-            yield
+            try:
+                yield
+            finally:
+                app.state.provider_tokens.close()
             return
         own = Runtime.build(settings, relay=False, projector=False)
         attach(app, own)
         try:
             yield
         finally:
+            app.state.provider_tokens.close()
             own.stop()
 
     app = FastAPI(title="wbl-ledger", version="0.1.0", description=DESCRIPTION,

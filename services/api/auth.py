@@ -29,6 +29,7 @@ from domain.actor import Actor, Role
 from infra.key_files import kept_key
 from infra.settings import Settings
 from services.api.errors import ProblemError
+from services.api.identities import ProviderTokens
 
 TOKEN_ROLES: tuple[Role, ...] = (
     Role.LEARNER,
@@ -185,8 +186,13 @@ def authenticate(request: Request) -> Actor:
         if token is None:
             raise _unauthorised("Send `Authorization: Bearer <token>` (`wbl tokens create` "
                                 "makes one for local use).")
-        key: TokenKey = request.app.state.token_key
-        actor = actor_from_token(key, token)
+        providers: ProviderTokens | None = getattr(request.app.state, "provider_tokens", None)
+        if providers is not None and providers.issued_by_a_provider(token):
+            # a district's identity provider signed it (decision 051)
+            actor = providers.actor(token)
+        else:
+            key: TokenKey = request.app.state.token_key
+            actor = actor_from_token(key, token)
     except ProblemError:
         throttle.failed(client)
         raise

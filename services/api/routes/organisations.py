@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +32,7 @@ from infra.api_tables import copy_organisation, organisations, people
 from services.api.auth import TOKEN_ROLES
 from services.api.deps import ActorDep, ApiEngineDep, LedgerDep
 from services.api.errors import ProblemError
+from services.api.identities import record_identities
 from services.api.models import (
     PROBLEM_RESPONSES,
     CommandAccepted,
@@ -87,6 +88,19 @@ class OrganisationOut(BaseModel):
     created_at: UtcDateTime
 
 
+EmailText = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class ProviderIdentity(BaseModel):
+    """Who the person is at one identity provider."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str = Field(min_length=1, max_length=60, description=(
+        "The provider's name in WBL_OIDC_PROVIDERS."))
+    subject: str = Field(min_length=1, max_length=255, description=(
+        "The person's `sub` claim at that provider (stable, never reassigned)."))
+
+
 class RegisterPerson(BaseModel):
     """A person as a pseudonymous id with a role in the organisation; never a name."""
 
@@ -96,6 +110,13 @@ class RegisterPerson(BaseModel):
     id: Ident
     role: PersonRole = Field(description=(
         "The role the person's tokens carry in this organisation."))
+    identities: list[ProviderIdentity] = Field(default_factory=list, max_length=10,
+                                               description=(
+        "Single sign-on: the person's subject at each identity provider they sign in with "
+        "(kept only as a keyed hash)."))
+    email: EmailText | None = Field(None, description=(
+        "Single sign-on by verified email, for providers that match by email; kept only as a "
+        "keyed hash, never shown again."))
 
 
 class PersonOut(BaseModel):
@@ -190,7 +211,8 @@ def get_organisation(organisation_id: OrganisationId, engine: ApiEngineDep) -> O
 
 @router.post("/{organisation_id}/people", status_code=201, response_model=PersonOut)
 def register_person(organisation_id: OrganisationId, body: RegisterPerson, engine: ApiEngineDep,
-                    actor: ActorDep, idempotency_key: IdempotencyKey = None) -> PersonOut:
+                    actor: ActorDep, request: Request,
+                    idempotency_key: IdempotencyKey = None) -> PersonOut:
     if actor.role is not Role.ADMIN and body.role in (Role.ADMIN.value,
                                                       Role.STATE_AUDITOR.value):
         raise ProblemError(403, "role-not-permitted", "Your role may not do this",
@@ -204,6 +226,13 @@ def register_person(organisation_id: OrganisationId, body: RegisterPerson, engin
         except IntegrityError:
             raise ProblemError(409, "person-exists", "Already registered",
                                f"Person {body.id} is already registered.", field="id") from None
+        try:
+            record_identities(conn, request.app.state.identity_key, body.id,
+                              [(i.provider, i.subject) for i in body.identities], body.email)
+        except IntegrityError:
+            raise ProblemError(409, "identity-taken", "Identity already registered",
+                               "One of these identities already belongs to another person.",
+                               field="identities") from None
     return PersonOut(**{k: row[k] for k in PersonOut.model_fields})
 
 
