@@ -7,9 +7,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
-from fastapi import Depends, FastAPI
+import fastapi_offline
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.api_tables import api_engine, api_metadata
@@ -103,6 +108,36 @@ class _TooLarge(Exception):
     pass
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with every script and style served by the app
+    itself: FastAPI's own pages load them from a CDN, which leaves a blank page on a school's
+    network without internet. The assets are those the ``fastapi-offline`` package ships
+    (Swagger UI 5 and ReDoc 2, both MIT/Apache-licensed; versions in that package), mounted
+    read-only; the pages are plain routes outside the API's authorisation, as FastAPI's own
+    docs routes are."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    async def swagger(_: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="wbl-ledger - API docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    async def redoc(_: Request) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json", title="wbl-ledger - API reference",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+
+    app.add_route("/docs", swagger, include_in_schema=False)
+    app.add_route("/redoc", redoc, include_in_schema=False)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Serve a runtime built elsewhere (embedded default, tests), or build an API-only one."""
     settings = settings or (runtime.settings if runtime else Settings())
@@ -144,7 +179,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             own.stop()
 
     app = FastAPI(title="wbl-ledger", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan, dependencies=[Depends(enforce)])
+                  lifespan=lifespan, dependencies=[Depends(enforce)], docs_url=None,
+                  redoc_url=None)
+    serve_docs_offline(app)
     if runtime is not None:
         attach(app, runtime)
     errors.install(app)
