@@ -172,12 +172,12 @@ class Ledger(Application[UUID]):
             done = recorded_command(self.recorder, key) if key is not None else None
             if done is not None:  # the same keyed command, run concurrently, won
                 return CommandResult.recorded(done)
-            positions = self._positions_if_already_recorded(own)
-            if positions is None or self._positions_if_already_recorded(pending) is None:
+            positions = self._positions_if_already_recorded(pending)
+            if positions is None:
                 raise ConcurrentChange(
                     "Another change was recorded at the same time; reload and try again."
                 ) from error
-            position = max(positions)
+            position = positions[(own[-1].originator_id, own[-1].originator_version)]
         else:
             targets = [r.notification.id for r in recordings
                        if r.domain_event.originator_id == own[-1].originator_id]
@@ -185,8 +185,10 @@ class Ledger(Application[UUID]):
         return CommandResult(aggregate_id=first.id, version=first.version, position=position,
                              created_id=created_id)
 
-    def _positions_if_already_recorded(self, events: list[Any]) -> list[int] | None:
-        """Positions of ``events`` if every one is already stored exactly as given, else None."""
+    def _positions_if_already_recorded(self, events: list[Any]
+                                       ) -> dict[tuple[Any, int], int] | None:
+        """Positions of ``events`` by (aggregate, version) if every one is already stored
+        exactly as given, else None."""
         wanted = {(e.originator_id, e.originator_version): self.mapper.to_stored_event(e)
                   for e in events}
         for (originator_id, version), mine in wanted.items():
@@ -201,7 +203,7 @@ class Ledger(Application[UUID]):
             key = (n.originator_id, n.originator_version)
             if key in wanted:
                 found[key] = n.id
-        return list(found.values()) if len(found) == len(wanted) else None
+        return found if len(found) == len(wanted) else None
 
     @staticmethod
     def _expect_new(expected_version: int | None) -> None:

@@ -8,7 +8,6 @@ wait for (decision 042).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy import (
     Engine,
@@ -42,19 +41,3 @@ def wait_for_position(
             return False
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
-
-
-
-def wait_for_event(engine: Engine, recorder: Any, position: int, timeout: float,
-                   aggregate_id: str | None = None, consumer: str = "live") -> bool:
-    """Read-your-writes for queries not keyed by one aggregate (a learner's transcript, an
-    audit search): find which aggregate the event at ``position`` belongs to (one indexed
-    read of the store's notification log), then wait for it as ``wait_for_position`` does.
-    Every projection is written in the projector's one transaction, so one wait serves all.
-    """
-    if aggregate_id is None:
-        found = recorder.select_notifications(start=position, limit=1)
-        if not found or found[0].id != position:
-            return False  # no such event (yet): nothing to wait for would be a lie
-        aggregate_id = str(found[0].originator_id)
-    return wait_for_position(engine, aggregate_id, position, timeout, consumer)
