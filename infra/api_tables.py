@@ -91,6 +91,74 @@ person_identities = Table(
 )
 """How people who sign in through an identity provider are found (decision 051)."""
 
+deactivated_people = Table(
+    "deactivated_people",
+    api_metadata,
+    Column("person_id", String(200), primary_key=True),
+    Column("deactivated_by", String(200), nullable=False),
+    Column("deactivated_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(500), nullable=False),
+)
+"""People who may no longer act: their sessions end at their next request, their provider
+tokens are refused (decision 053). A row, not a column on ``people``, so existing
+deployments gain it without a migration."""
+
+local_accounts = Table(
+    "local_accounts",
+    api_metadata,
+    # keyed hash (HMAC under the identity key) of the case-folded login name: the table
+    # finds an account without keeping anyone's login in clear
+    Column("login_hash", String(64), primary_key=True),
+    Column("person_id", String(200), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("password_changed_at", DateTime(timezone=True), nullable=False),
+)
+"""Local accounts on the embedded default, for a district without an identity provider."""
+
+web_sessions = Table(
+    "web_sessions",
+    api_metadata,
+    # SHA-256 of the cookie's random value: a copy of this table opens no session
+    Column("id_hash", String(64), primary_key=True),
+    Column("person_id", String(200), nullable=False, index=True),
+    Column("role", String(30), nullable=False),
+    Column("organisation_id", String(100), nullable=False),
+    Column("method", String(60), nullable=False),  # "local" or "oidc:<provider>"
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("end_reason", String(30)),
+)
+"""Signed-in people's sessions for the web pages (decision 053)."""
+
+used_links = Table(
+    "used_links",
+    api_metadata,
+    Column("link_id", String(64), primary_key=True),
+    Column("purpose", String(30), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=False),
+)
+"""Emailed links already followed (password resets, approvals): a second use is refused
+by this primary key."""
+
+sign_in_records = Table(
+    "sign_in_records",
+    api_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    # sign-in, sign-in-refused, sign-out, session-ended, link-used, link-refused,
+    # password-reset-sent, password-changed
+    Column("kind", String(30), nullable=False),
+    Column("method", String(60), nullable=False),
+    Column("person_id", String(200)),  # pseudonymous id; None when nobody was recognised
+    Column("reason", String(60)),  # a short code, never a claim, a login or an address
+    Column("client", String(16)),  # first 16 hex of a keyed hash of the client address
+)
+"""The audit record of sign-ins, refusals, sign-outs and link uses (issue 16)."""
+
 
 def api_engine(settings: Settings, read_models: Engine) -> Engine:
     """Where these tables live: the read-model database on PostgreSQL; on the embedded

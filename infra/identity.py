@@ -428,6 +428,8 @@ class Person:
     id: str
     role: str
     organisation_id: str
+    active: bool = True
+    """False once deactivated (``POST /organisations/{org}/people/{id}/deactivate``)."""
 
 
 class PeopleDirectory(Protocol):
@@ -494,6 +496,8 @@ def decide_person(provider: OidcProvider, claims: Mapping[str, Any],
             break
     if person is None:
         return _refused("email-not-verified" if email_unverified else "unknown-person")
+    if not person.active:
+        return _refused("person-deactivated")
     if provider.organisations and person.organisation_id not in provider.organisations:
         return _refused("organisation-not-allowed")
     if provider.role_claim:

@@ -256,6 +256,27 @@ class Settings(BaseSettings):
         30, ge=1, description="How long a password-reset link stays valid.")
     approval_link_days: int = Field(
         14, ge=1, description="How long a supervisor's approval link stays valid.")
+    site_url: str | None = Field(
+        None, description="Where people reach the pages: the base of links in emails and of "
+        "the OpenID Connect redirect URI (<site_url>/sign-in/callback). Unset: "
+        "http://WBL_API_HOST:WBL_API_PORT, right for the embedded default only.")
+    session_idle_minutes: int = Field(
+        30, ge=1, description="A web session ends after this long without a request.")
+    session_absolute_hours: int = Field(
+        12, ge=1, description="A web session ends this long after sign-in, however busy.")
+    cookie_secure: bool = Field(
+        True, description="Mark session cookies Secure (browsers still send them to "
+        "http://127.0.0.1 and localhost, which they treat as secure). Turn off only behind "
+        "plain HTTP on another host, never in production.")
+    approval_reminder_days: int = Field(
+        3, ge=1, description="Hours pending a supervisor longer than this are sent again as "
+        "a reminder.")
+    approval_overdue_days: int = Field(
+        7, ge=1, description="Hours pending longer than this are overdue: coordinators see "
+        "them and may name a proxy approver.")
+    approval_digest_minutes: int = Field(
+        60, ge=1, description="How often `wbl run` sends supervisors their digest of hours "
+        "pending approval (and reminders).")
     metrics_port: int | None = Field(
         None, ge=1, le=65535,
         description="Prometheus port of the relay and projector roles (the API serves /metrics).",

@@ -165,6 +165,9 @@ RULES: dict[str, Rule] = {
     "GET /organisations/{organisation_id}": rule(*BROWSERS),
     "POST /organisations/{organisation_id}/people": in_organisation(C, ADM),
     "GET /organisations/{organisation_id}/people": in_organisation(C, A, ADM),
+    "POST /organisations/{organisation_id}/people/{person_id}/deactivate":
+        in_organisation(C, ADM),
+    "POST /organisations/{organisation_id}/people/{person_id}/role": in_organisation(C, ADM),
     "POST /organisations/{organisation_id}/child-labour-policy": in_organisation(C, ADM),
     "POST /organisations/{organisation_id}/rename": rule(ADM),
     "POST /organisations/{organisation_id}/move": rule(ADM),
@@ -450,9 +453,17 @@ def endpoint_key(method: str, path: str) -> str:
 APPROVE_HOURS = "POST /placements/{placement_id}/hours/{entry_id}/approve"
 
 
+PAGES_TAG = "web pages"
+"""The tag of the web pages' routes (``services/web``). They are not API endpoints: they
+authenticate by session cookie and reach every record through the API's own routes, as the
+signed-in person, so this table is applied to each of those calls instead (decision 054)."""
+
+
 async def enforce(request: Request) -> None:
     """The app-wide dependency: authenticate, then apply the route's rule."""
     route = request.scope.get("route")
+    if PAGES_TAG in (getattr(route, "tags", None) or ()):
+        return
     name = endpoint_key(request.method, getattr(route, "path", "") or "")
     rule_ = RULES.get(name)
     if rule_ is not None and rule_.public:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine, insert, select
 
 from domain.actor import Actor
-from infra.api_tables import people, person_identities
+from infra.api_tables import deactivated_people, people, person_identities
 from infra.identity import (
     IdentityError,
     OidcProvider,
@@ -83,12 +83,15 @@ class RegistryDirectory:
         digest = keyed_hash(self.key, kind, provider, value)
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(people.c.id, people.c.role, people.c.organisation_id)
+                select(people.c.id, people.c.role, people.c.organisation_id,
+                       deactivated_people.c.person_id.is_(None))
                 .join(person_identities, person_identities.c.person_id == people.c.id)
+                .outerjoin(deactivated_people, deactivated_people.c.person_id == people.c.id)
                 .where(person_identities.c.kind == kind,
                        person_identities.c.provider == provider,
                        person_identities.c.value_hash == digest)).first()
-        return None if row is None else Person(id=row[0], role=row[1], organisation_id=row[2])
+        return None if row is None else Person(id=row[0], role=row[1], organisation_id=row[2],
+                                               active=bool(row[3]))
 
     def by_subject(self, provider: str, subject: str) -> Person | None:
         return self._person("subject", provider, subject)
@@ -131,6 +134,9 @@ class ProviderTokens:
                                headers={"WWW-Authenticate": 'Bearer realm="wbl-ledger"'}
                                ) from None
         decision = decide_person(provider, claims, self.directory)
+        if not decision.allowed and decision.reason == "person-deactivated":
+            raise ProblemError(403, "person-deactivated", "This person was deactivated",
+                               "Your access to this ledger was ended; ask your coordinator.")
         if not decision.allowed:
             raise ProblemError(403, "unknown-person", "Not a person of this ledger",
                                f"Signed in at {provider.name}, but no person registered here "

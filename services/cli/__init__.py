@@ -18,6 +18,7 @@ from services.cli.imports import import_command
 from services.cli.learners import app as learners_app
 from services.cli.report import app as report_app
 from services.cli.research import replay_command, research_app
+from services.cli.users import app as users_app
 from services.workers.heartbeats import keep_beating, projector_view, relay_view
 from services.workers.supervisor import Workers, bind_to_parent
 
@@ -31,6 +32,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(research_app, name="research")
 app.add_typer(learners_app, name="learners")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(users_app, name="users")
 app.command(name="import")(import_command)
 app.command(name="replay")(replay_command)
 
@@ -64,7 +66,7 @@ def run(
     """
     import uvicorn
 
-    from services.api.app import create_app
+    from services.web.site import create_site
 
     settings = _settings(api_port=port, data_dir=data_dir)
     if single_process:
@@ -75,7 +77,7 @@ def run(
         runtime, workers = _build_with_workers(settings)
     try:
         server = uvicorn.Server(uvicorn.Config(
-            create_app(runtime=runtime), host=settings.api_host, port=settings.api_port,
+            create_site(runtime=runtime), host=settings.api_host, port=settings.api_port,
             log_level="warning", access_log=False))
         where = (
             "PostgreSQL" if settings.database_url
@@ -133,10 +135,10 @@ def api() -> None:
     """Run only the HTTP API (production role; relay and projector run elsewhere)."""
     import uvicorn
 
-    from services.api.app import create_app
+    from services.web.site import create_site
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+    uvicorn.run(create_site(settings), host=settings.api_host, port=settings.api_port,
                 log_level="warning", access_log=False)
 
 

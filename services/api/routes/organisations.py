@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -28,7 +28,13 @@ from domain.actor import Role
 from domain.errors import WrongState
 from domain.organisation import Organisation
 from domain.placement.minors import ChildLabourPolicy
-from infra.api_tables import copy_organisation, organisations, people
+from infra.api_tables import (
+    copy_organisation,
+    deactivated_people,
+    organisations,
+    people,
+    web_sessions,
+)
 from services.api.auth import TOKEN_ROLES
 from services.api.deps import ActorDep, ApiEngineDep, LedgerDep
 from services.api.errors import ProblemError
@@ -60,6 +66,7 @@ class OrganisationKind(StrEnum):
 
 
 OrganisationId = Annotated[str, Path(min_length=1, max_length=100)]
+PersonId = Annotated[str, Path(min_length=1, max_length=200)]
 
 PersonRole = StrEnum("PersonRole", {r.name: r.value for r in TOKEN_ROLES})  # type: ignore[misc]
 
@@ -252,6 +259,98 @@ def list_people(
         _organisation(conn, organisation_id)
         rows = conn.execute(query).mappings().all()
     return [PersonOut(**{k: r[k] for k in PersonOut.model_fields}) for r in rows]
+
+
+class DeactivatePerson(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "Left the district in June"}]})
+    reason: Text = Field(description="Why this person may no longer act (kept for auditors).")
+
+
+class ChangeRole(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"role": "supervisor"}]})
+    role: PersonRole = Field(description="The person's new role in this organisation.")
+
+
+class PersonStatusOut(BaseModel):
+    id: str
+    role: str
+    organisation_id: str
+    active: bool
+    sessions_ended: int = Field(description="Web sessions ended by this change.")
+
+
+def _person_in(conn: Any, organisation_id: str, person_id: str) -> Any:
+    _organisation(conn, organisation_id)
+    row = conn.execute(select(people).where(
+        people.c.id == person_id, people.c.organisation_id == organisation_id)).mappings().first()
+    if row is None:
+        raise ProblemError(404, "unknown-person", "Unknown id",
+                           f"No person {person_id} is registered in this organisation.",
+                           field="person_id")
+    return row
+
+
+def _end_sessions(conn: Any, person_id: str, reason: str) -> int:
+    return int(conn.execute(update(web_sessions).where(
+        web_sessions.c.person_id == person_id, web_sessions.c.ended_at.is_(None))
+        .values(ended_at=_now(), end_reason=reason)).rowcount)
+
+
+@router.post("/{organisation_id}/people/{person_id}/deactivate",
+             response_model=PersonStatusOut, responses=PROBLEM_RESPONSES)
+def deactivate_person(organisation_id: OrganisationId, person_id: PersonId,
+                      body: DeactivatePerson, engine: ApiEngineDep, actor: ActorDep,
+                      idempotency_key: IdempotencyKey = None) -> PersonStatusOut:
+    """The person may no longer act: their web sessions end now, their provider tokens
+    and sign-ins are refused. Their records stay (history is never erased here)."""
+    with engine.begin() as conn:
+        row = _person_in(conn, organisation_id, person_id)
+        if actor.role is not Role.ADMIN and row["role"] in (Role.ADMIN.value,
+                                                            Role.STATE_AUDITOR.value):
+            raise ProblemError(403, "role-not-permitted", "Your role may not do this",
+                               "Only an admin deactivates admins and state auditors.")
+        if person_id == actor.id:
+            raise ProblemError(422, "own-account", "Not your own account",
+                               "Ask another coordinator or an admin to deactivate you.",
+                               field="person_id")
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(deactivated_people).values(
+                    person_id=person_id, deactivated_by=actor.id, deactivated_at=_now(),
+                    reason=body.reason))
+        except IntegrityError:
+            pass  # deactivated already: the same answer
+        ended = _end_sessions(conn, person_id, "deactivated")
+    return PersonStatusOut(id=person_id, role=row["role"], organisation_id=organisation_id,
+                           active=False, sessions_ended=ended)
+
+
+@router.post("/{organisation_id}/people/{person_id}/role",
+             response_model=PersonStatusOut, responses=PROBLEM_RESPONSES)
+def change_role(organisation_id: OrganisationId, person_id: PersonId, body: ChangeRole,
+                engine: ApiEngineDep, actor: ActorDep,
+                idempotency_key: IdempotencyKey = None) -> PersonStatusOut:
+    """A new role for a registered person; their web sessions end (they sign in again in
+    the new role). Events already recorded keep the role the person acted in then."""
+    new_role = str(body.role)
+    with engine.begin() as conn:
+        row = _person_in(conn, organisation_id, person_id)
+        privileged = (Role.ADMIN.value, Role.STATE_AUDITOR.value)
+        if actor.role is not Role.ADMIN and (row["role"] in privileged
+                                             or new_role in privileged):
+            raise ProblemError(403, "role-not-permitted", "Your role may not do this",
+                               "Only an admin gives or takes the admin and auditor roles.",
+                               field="role")
+        ended = 0
+        if row["role"] != new_role:
+            conn.execute(update(people).where(people.c.id == person_id).values(role=new_role))
+            ended = _end_sessions(conn, person_id, "role-changed")
+        active = conn.execute(select(deactivated_people.c.person_id).where(
+            deactivated_people.c.person_id == person_id)).first() is None
+    return PersonStatusOut(id=person_id, role=new_role, organisation_id=organisation_id,
+                           active=active, sessions_ended=ended)
 
 
 @router.post("/{organisation_id}/child-labour-policy", response_model=CommandAccepted)
