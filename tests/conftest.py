@@ -18,7 +18,7 @@ from services.bootstrap import build_ledger
 from services.ledger import BirthDatesInMemory, Ledger
 
 pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.postgres", "tests.fixtures.oidc",
-                  "tests.fixtures.smtp", "tests.fixtures.browser"]
+                  "tests.fixtures.smtp", "tests.fixtures.browser", "tests.fixtures.site"]
 
 PG_ADMIN_DSN = os.environ.get("WBL_TEST_PG_ADMIN_DSN",
                               "postgresql://postgres@127.0.0.1:5432/test")
