@@ -114,3 +114,19 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
 
 def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
+
+
+PAGE_SIZE = 25
+
+
+def paging(request: Request, *, offset: int, shown: int, total: int | None = None,
+           size: int = PAGE_SIZE) -> dict[str, Any]:
+    """Links to the previous and next page of a list (for the ``pager`` macro), keeping the
+    page's filters. Without a total, a full page means there may be a next one."""
+    def link(at: int) -> str:
+        return str(request.url.include_query_params(offset=max(at, 0)))
+
+    more = (offset + shown < total) if total is not None else shown >= size
+    return {"first": offset + 1 if shown else 0, "last": offset + shown, "total": total,
+            "previous": link(offset - size) if offset > 0 else None,
+            "next": link(offset + size) if more else None}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.pages.support import audit_page
 from tests.fixtures.site import Site
 
 pytestmark = pytest.mark.integration
@@ -15,6 +16,8 @@ pytestmark = pytest.mark.integration
 def test_a_coordinator_signs_in_and_out_with_a_local_account(site: Site, page: Page) -> None:
     site.organisation("school-s")
     site.person("school-s", "coord-s1", "coordinator", login="Sam.Coordinator")
+    page.goto(site.base_url + "/sign-in")
+    audit_page(page, "sign-in")
     site.sign_in(page, "coord-s1")
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     cookie = next(c for c in page.context.cookies() if c["name"] == "wbl_session")
