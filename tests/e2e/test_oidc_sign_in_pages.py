@@ -100,7 +100,7 @@ def test_single_sign_on_through_the_ledgers_pages(
     assert ("sign-in", "lrn-lena", None) in _records(app)
 
     # Replayed callback: the pending sign-in was used up; nothing changes.
-    callbacks = [r for r in _records(app)]
+    callbacks = _records(app)
     page.goto(base + "/sign-in/callback?code=replayed&state=whatever")
     expect(page.get_by_role("alert")).to_contain_text("no-pending-sign-in")
     assert len(_records(app)) == len(callbacks) + 1

@@ -21,7 +21,6 @@ from infra.api_tables import sign_in_records, web_sessions
 from infra.settings import Settings
 from services.api.auth import issue_token
 from services.bootstrap import Runtime
-from services.web.parts import web_parts
 from services.web.site import create_site
 from tests.fixtures.smtp import SmtpHandle
 
@@ -237,7 +236,7 @@ def _reset_link(smtp: SmtpHandle) -> str:
 
 def test_password_reset_by_a_mailed_single_use_link(site: Any, smtp_server: SmtpHandle
                                                     ) -> None:
-    app, _, _, parts = site
+    app, _, _, _parts = site
     browser = Browser(app)
     assert browser.sign_in().status_code == 303  # a session with the old password
     asker = Browser(app)
@@ -283,7 +282,7 @@ def test_the_sign_in_records_hold_no_login_address_or_secret(site: Any,
 
 
 def test_unknown_pages_and_the_api_are_unchanged(site: Any, tmp_path: Path) -> None:
-    app, http, admin, _ = site
+    _app, http, admin, _ = site
     assert http.get("/organisations", headers=admin).status_code == 200
     assert http.get("/organisations").status_code == 401  # the API still wants a token
     assert http.get("/no-such-page").headers["content-type"].startswith(
