@@ -534,6 +534,12 @@ class ApprenticeshipHoursProjection:
         """Before decision 025 each placement row held its hour entries."""
         return self.tables.placement
 
+    def program_ids_of(self, conn: Connection, sponsor_id: str) -> list[str]:
+        """The programs a sponsor registered."""
+        g = self.tables.program
+        return [str(r[0]) for r in conn.execute(
+            select(g.c.program_id).where(g.c.sponsor_id == sponsor_id))]
+
     def apply(self, conn: Connection, event: Envelope) -> None:
         self.apply_many(conn, [event])
 

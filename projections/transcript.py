@@ -17,7 +17,7 @@ import csv
 import hashlib
 import io
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -772,6 +772,7 @@ class TranscriptProjection:
         organisation_id: str | None = None, supervisor_id: str | None = None,
         placement_id: str | None = None, status: str | None = None,
         wbl_type: str | None = None, limit: int = 100, offset: int = 0,
+        program_ids: Collection[str] | None = None,
     ) -> list[Experience]:
         x, o = self.tables.experience, self.tables.opportunity
         query = (
@@ -786,5 +787,7 @@ class TranscriptProjection:
                               (x.c.wbl_type, wbl_type)):
             if value is not None:
                 query = query.where(column == value)
+        if program_ids is not None:  # a sponsor's programs
+            query = query.where(x.c.program_id.in_(list(program_ids)))
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [experience_of(dict(r)) for r in rows]

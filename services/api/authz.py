@@ -226,7 +226,7 @@ RULES: dict[str, Rule] = {
         L, C, A, ADM),
     "GET /learners/{learner_id}/clr": of_learner(L, C, A, ADM),
     "GET /learners/{learner_id}/apprenticeship-hours": of_learner(L, C, A, ADM),
-    "GET /transcripts/experiences": scoped_query(S, C, A, ADM),
+    "GET /transcripts/experiences": scoped_query(S, C, SP, A, ADM),
     "GET /apprenticeship-hours": scoped_query(C, SP, A, ADM),
     "GET /audit-trail": scoped_query(C, A, ADM),
     "GET /audit-trail/verify": rule(A, ADM),
@@ -234,6 +234,10 @@ RULES: dict[str, Rule] = {
     # state reports and research exports (issue 7): auditors read reports, researchers
     # read only pseudonymised exports
     "GET /reports/state": rule(A, ADM, note="computed as of a cut-off, small cells suppressed"),
+    "GET /reports/state/runs": rule(A, ADM, note="kept runs: cut-offs and hashes"),
+    "POST /reports/state/runs": rule(A, ADM, note="compute and keep a run"),
+    "GET /reports/state/runs/{run_id}": rule(A, ADM),
+    "GET /reports/state/runs/{run_id}/difference": rule(A, ADM),
     "GET /exports/rapids": scoped_query(SP, A, ADM),
     "GET /research/placements": rule(Rel.RESEARCHER, ADM, note="pseudonymised"),
     "GET /research/learners": rule(Rel.RESEARCHER, ADM, note="pseudonymised"),

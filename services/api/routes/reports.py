@@ -8,25 +8,35 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, func, select
 
 from infra.database import personal_data_vault
 from infra.personal_data import PersonalDataVault
-from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_csv_rows
+from projections.state_report import (
+    HierarchyUnresolved,
+    ReportingPeriod,
+    difference,
+    to_csv_rows,
+)
 from services.api.deps import EngineDep, LedgerDep, SettingsDep
 from services.api.errors import ProblemError
-from services.api.models import PROBLEM_RESPONSES
+from services.api.models import PROBLEM_RESPONSES, IdempotencyKey, UtcDateTime
 from services.jobs.rapids_export import rapids_export, status_fields, to_csv, upload_fields
 from services.jobs.reporting import (
     CutoffError,
     compute_state_report,
     envelopes_until,
+    reporting_metadata,
     resolve_cutoff,
+    save_report,
+    state_reports,
 )
 from services.jobs.research import load_or_create_key, research_tables
 
@@ -106,6 +116,135 @@ def state_report(
         csv.writer(out).writerows(to_csv_rows(report))
         return Response(out.getvalue(), media_type="text/csv")
     return report
+
+
+class ReportRunOut(BaseModel):
+    """One kept run of the state report (``wbl report state`` or ``POST
+    /reports/state/runs``): what was sent, as of which cut-off, with its content hash."""
+
+    id: int
+    period: str
+    starts_on: str
+    ends_on: str
+    cutoff_position: int
+    cutoff_recorded_at: str
+    content_hash: str
+    min_cell: int
+    created_at: UtcDateTime
+
+
+class ReportRunsOut(BaseModel):
+    total: int
+    runs: list[ReportRunOut]
+
+
+class KeepReportRun(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "period": "2025-26", "starts_on": "2025-07-01", "ends_on": "2026-06-30"}]})
+    period: str = Field(min_length=1, max_length=50, description="The reporting period's name.")
+    starts_on: date = Field(description="First day of the period.")
+    ends_on: date = Field(description="Last day of the period.")
+    position: int | None = Field(None, ge=1, le=2**53, description=(
+        "Cut-off position; the end of the log when absent."))
+    min_cell: int = Field(10, ge=1, le=1000, description="Suppress cells under this size.")
+
+
+class ReportDifferenceOut(BaseModel):
+    run_id: int
+    previous_run_id: int | None
+    changes: list[dict[str, Any]]
+
+
+def _run_out(row: Any) -> ReportRunOut:
+    body = json.loads(row.body)
+    return ReportRunOut(
+        id=row.id, period=row.period, starts_on=str(body["period"].get("starts_on", "")),
+        ends_on=str(body["period"].get("ends_on", "")), cutoff_position=row.cutoff_position,
+        cutoff_recorded_at=str(body["cutoff"].get("recorded_at", "")),
+        content_hash=row.content_hash,
+        min_cell=int(body.get("suppression", {}).get("min_cell", 0)), created_at=row.created_at)
+
+
+def _kept(engine: Engine, run_id: int) -> Any:
+    reporting_metadata.create_all(engine)
+    with engine.connect() as conn:
+        row = conn.execute(select(state_reports).where(state_reports.c.id == run_id)).first()
+    if row is None:
+        raise ProblemError(404, "unknown-report-run", "Unknown id",
+                           f"No report run {run_id} is kept.", field="run_id")
+    return row
+
+
+@router.get("/reports/state/runs", response_model=ReportRunsOut, responses=PROBLEM_RESPONSES)
+def report_runs(
+    engine: EngineDep,
+    period: Annotated[str | None, Query(max_length=50)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ReportRunsOut:
+    """The kept runs of the state report, newest first: period, cut-off, content hash."""
+    reporting_metadata.create_all(engine)
+    query = select(state_reports)
+    counted = select(func.count()).select_from(state_reports)
+    if period:
+        query = query.where(state_reports.c.period == period)
+        counted = counted.where(state_reports.c.period == period)
+    with engine.connect() as conn:
+        total = conn.execute(counted).scalar_one()
+        rows = conn.execute(query.order_by(state_reports.c.id.desc())
+                            .limit(limit).offset(offset)).all()
+    return ReportRunsOut(total=total, runs=[_run_out(r) for r in rows])
+
+
+@router.post("/reports/state/runs", status_code=201, response_model=ReportRunOut,
+             responses=PROBLEM_RESPONSES)
+def keep_report_run(request: Request, body: KeepReportRun, ledger: LedgerDep,
+                    engine: EngineDep, settings: SettingsDep,
+                    idempotency_key: IdempotencyKey = None) -> ReportRunOut:
+    """Compute the state report as of the cut-off and keep it as a run (as `wbl report
+    state` does), so it can be downloaded and compared with the next run."""
+    report = state_report(request, ledger, engine, settings, period=body.period,
+                          starts_on=body.starts_on, ends_on=body.ends_on,
+                          position=body.position, min_cell=body.min_cell)
+    save_report(engine, report)
+    with engine.connect() as conn:
+        row = conn.execute(select(state_reports).order_by(state_reports.c.id.desc())
+                           .where(state_reports.c.content_hash == report["content_hash"])
+                           .limit(1)).first()
+    return _run_out(row)
+
+
+@router.get("/reports/state/runs/{run_id}", response_model=StateReport, responses={
+    **PROBLEM_RESPONSES, 200: {"content": {"text/csv": {}}}})
+def report_run(engine: EngineDep, run_id: Annotated[int, Path(ge=1, le=2**53)],
+               format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
+    """A kept run, exactly as it was kept (JSON), or its figures as CSV."""
+    report = json.loads(_kept(engine, run_id).body)
+    if format == "csv":
+        out = io.StringIO()
+        csv.writer(out).writerows(to_csv_rows(report))
+        return Response(out.getvalue(), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="state-report-run-{run_id}.csv"'})
+    return report
+
+
+@router.get("/reports/state/runs/{run_id}/difference", response_model=ReportDifferenceOut,
+            responses=PROBLEM_RESPONSES)
+def report_run_difference(engine: EngineDep, run_id: Annotated[int, Path(ge=1, le=2**53)]
+                          ) -> ReportDifferenceOut:
+    """What changed since the run kept before this one for the same period (late
+    corrections, late registrations): every published cell whose value changed."""
+    row = _kept(engine, run_id)
+    with engine.connect() as conn:
+        previous = conn.execute(
+            select(state_reports).where(state_reports.c.period == row.period,
+                                        state_reports.c.id < run_id)
+            .order_by(state_reports.c.id.desc()).limit(1)).first()
+    if previous is None:
+        return ReportDifferenceOut(run_id=run_id, previous_run_id=None, changes=[])
+    return ReportDifferenceOut(run_id=run_id, previous_run_id=previous.id,
+                               changes=difference(json.loads(previous.body),
+                                                  json.loads(row.body)))
 
 
 class ResearchRows(BaseModel):

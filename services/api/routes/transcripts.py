@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from projections.transcript import (
     Experience,
     TranscriptConfig,
@@ -202,17 +203,23 @@ def list_experiences(
     runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep, actor: ActorDep,
     organisation_id: str | None = None, supervisor_id: str | None = None,
     learner_id: str | None = None, status: str | None = None, wbl_type: str | None = None,
+    sponsor_id: Annotated[str | None, Query(max_length=100, description=(
+        "Only the placements in this sponsor's programs (a sponsor names itself)."))] = None,
     course_code: CourseCode = None, credits: Credits = None, limit: Limit = 100,
     offset: Offset = 0, min_position: MinPosition = None,
 ) -> list[ExperienceOut]:
-    """Experiences across learners: a coordinator's organisation, a supervisor's placements."""
+    """Experiences across learners: a coordinator's organisation, a supervisor's placements,
+    a sponsor's apprentices."""
     read_your_writes(runtime, settings, min_position)
     config = _config(course_code, credits)
     with engine.connect() as conn:
+        programs = None
+        if sponsor_id is not None:
+            programs = ApprenticeshipHoursProjection().program_ids_of(conn, sponsor_id)
         found = TranscriptProjection().experiences(
             conn, organisation_id=organisation_id, supervisor_id=supervisor_id,
             learner_id=learner_id, status=status, wbl_type=wbl_type, limit=limit,
-            offset=offset)
+            offset=offset, program_ids=programs)
     return [ExperienceOut.of(e, config) for e in found]
 
 
