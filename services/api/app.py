@@ -29,6 +29,7 @@ from services.api.models import PROBLEMS, Problem
 from services.api.observability import REQUEST_ID, HttpMetrics, RequestContext
 from services.api.routes import (
     apprenticeship_hours,
+    attention,
     audit_trail,
     calendars,
     credentials,
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(transcripts.router)
     app.include_router(apprenticeship_hours.router)
     app.include_router(audit_trail.router)
+    app.include_router(attention.router)
     app.include_router(reports.router)
     app.add_middleware(Idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

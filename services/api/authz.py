@@ -181,6 +181,9 @@ RULES: dict[str, Rule] = {
     "POST /opportunities": rule(C, ADM, target=Target.BODY_ORGANISATION),
     "POST /opportunities/{opportunity_id}/close": rule(C, ADM, target=Target.OPPORTUNITY),
     "GET /opportunities/{opportunity_id}": rule(*BROWSERS),
+    # what needs a coordinator's attention (issue 17, decision 057)
+    "GET /organisations/{organisation_id}/placements-needing-attention": in_organisation(
+        C, A, ADM),
     "GET /opportunities": rule(*BROWSERS),
     # apprenticeship programs
     "POST /programs": rule(SP, ADM, target=Target.BODY_SPONSOR),

@@ -94,6 +94,9 @@ ENDPOINTS: dict[str, Request] = {
     "get_calendar": ("GET", lambda w: "/organisations/district-a/calendar", lambda w, a: None),
     "school_day": ("GET", lambda w: "/organisations/district-a/calendar/days/2025-12-01",
                    lambda w, a: None),
+    "placements_needing_attention": (
+        "GET", lambda w: "/organisations/district-a/placements-needing-attention",
+        lambda w, a: None),
     "post_opportunity": ("POST", lambda w: "/opportunities", lambda w, a: opportunity_body()),
     "close_opportunity": ("POST", lambda w: f"/opportunities/{w.spare_opportunity_id}/close",
                           lambda w, a: {"reason": "Filled"}),
@@ -199,6 +202,8 @@ KEYS: dict[str, str] = {
     "record_school_day_exception": "POST /organisations/{organisation_id}/calendar/exceptions",
     "get_calendar": "GET /organisations/{organisation_id}/calendar",
     "school_day": "GET /organisations/{organisation_id}/calendar/days/{day}",
+    "placements_needing_attention":
+        "GET /organisations/{organisation_id}/placements-needing-attention",
     "record_work_experience_agreement":
         "POST /placements/{placement_id}/work-experience-agreement",
     "post_opportunity": "POST /opportunities",
@@ -291,6 +296,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "record_school_day_exception": expect({"admin", "coord_a"}),
     "get_calendar": expect(BROWSERS),
     "school_day": expect(BROWSERS),
+    "placements_needing_attention": expect({"admin", "coord_a", "auditor"}),
     "record_work_experience_agreement": expect({"admin", "coord_a"}, {"coord_b"}),
     "post_opportunity": expect({"admin", "coord_a"}),
     "close_opportunity": expect({"admin", "coord_a"}),
