@@ -197,14 +197,24 @@ def _hours_logged(d: Mapping[str, Any]) -> str:
             f"(entry {d['entry_id']}){flagged}")
 
 
+def _through_link(d: Mapping[str, Any]) -> str:
+    """Versions before the link id (HoursApproved 2, HoursRejected 1) have none: the same
+    sentence as before, so replaying old events gives the same trail."""
+    return f" through approval link {d['link_id']}" if d.get("link_id") else ""
+
+
 def _hours_approved(d: Mapping[str, Any]) -> str:
     replaces = (f"; it replaces approved entry {d['replaces']}"
                 if d.get("replaces") else "")
-    return f"Approved hour entry {d['entry_id']}{replaces}"
+    return f"Approved hour entry {d['entry_id']}{_through_link(d)}{replaces}"
 
 
 def _hours_rejected(d: Mapping[str, Any]) -> str:
-    return f"Rejected hour entry {d['entry_id']}"
+    return f"Rejected hour entry {d['entry_id']}{_through_link(d)}"
+
+
+def _proxy_approver_named(d: Mapping[str, Any]) -> str:
+    return f"Named {d['proxy_id']} proxy approver of the placement's hours: {d['reason']}"
 
 
 def _hours_corrected(d: Mapping[str, Any]) -> str:
@@ -351,6 +361,7 @@ SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "HoursApproved": _hours_approved,
     "HoursRejected": _hours_rejected,
     "HoursCorrected": _hours_corrected,
+    "ProxyApproverNamed": _proxy_approver_named,
     "PlacementEvaluated": _placement_evaluated,
     "CompetencySignedOff": _competency_signed_off,
     "CredentialIssued": _credential_issued,

@@ -107,14 +107,15 @@ def _fresh_audit(md: MetaData, suffix: str) -> tuple[Projection, list[Table]]:
 
 # Event types nobody's transcript, hours or opportunity list shows: the learner's day and
 # week (limits' bookkeeping), policies, calendars, the organisation registry, agreements,
-# imports' provenance. The audit trail records every one of them.
+# imports' provenance, proxy approvers (who may approve is read from the placement itself,
+# decision 055). The audit trail records every one of them.
 _BOOKKEEPING = frozenset({
     "AgreementSigned", "ChildLabourPolicyChanged", "ChildLabourPolicyChosen",
     "DayMinutesClaimed", "DayMinutesReleased", "FileImported", "LearnerDayOpened",
     "LearnerWeekOpened", "OrganisationClosed", "OrganisationMoved", "OrganisationRegistered",
     "OrganisationRenamed", "SchoolCalendarOpened", "SchoolDayExceptionRecorded",
     "SchoolYearRecorded", "WeekMinutesClaimed", "WeekMinutesReleased",
-    "WorkExperienceAgreementRecorded",
+    "WorkExperienceAgreementRecorded", "ProxyApproverNamed",
 })
 _PLACEMENT_STATUS = frozenset({
     "LearnerMatched", "PlacementStarted", "PlacementSuspended", "PlacementReinstated",

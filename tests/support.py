@@ -280,6 +280,17 @@ def every_event_type(ledger: Ledger) -> None:
                                       reason="90 minutes", work_date=date(2024, 2, 15),
                                       minutes=90).created_id
     ledger.approve_hours(supervisor, young, entry_id=str(correction))
+    # a proxy approver named by the coordinator rejects, and the supervisor approves, through
+    # emailed links (decision 055)
+    ledger.name_proxy_approver(coordinator, young, proxy_id="super-9",
+                               reason="Supervisor on leave")
+    late = ledger.log_hours(coordinator, young, work_date=date(2024, 2, 16),
+                            minutes=60).created_id
+    ledger.reject_hours(Actor("super-9", Role.SUPERVISOR), young, entry_id=str(late),
+                        reason="not rota", link_id="link-0001")
+    later = ledger.log_hours(coordinator, young, work_date=date(2024, 2, 20),
+                             minutes=60).created_id
+    ledger.approve_hours(supervisor, young, entry_id=str(later), link_id="link-0002")
 
     # and a file of historical records (FileImported)
     import os

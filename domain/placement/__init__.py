@@ -333,6 +333,11 @@ class Placement(Aggregate):
             """Version 1 predates flagging: none of its entries were flagged."""
             state["child_labour_flags"] = []
 
+        def apply(self, aggregate: Any) -> None:
+            """After the decorated method: the entry waits for review from this event's
+            recording time (``HourEntry.logged_at``)."""
+            aggregate.entries[self.entry_id].logged_at = self.timestamp
+
     def log_hours(
         self,
         *,
@@ -396,35 +401,46 @@ class Placement(Aggregate):
             child_labour_flags=list(child_labour_flags),
         )
 
-    def approve_hours(self, *, actor: Actor, entry_id: str, approved_on: date, today: date) -> None:
-        """The placement's named supervisor approves a pending entry of someone else's."""
+    def approve_hours(self, *, actor: Actor, entry_id: str, approved_on: date, today: date,
+                      link_id: str | None = None) -> None:
+        """The placement's named supervisor (or the proxy a coordinator named) approves a
+        pending entry of someone else's. ``link_id`` names the emailed approval link the
+        supervisor followed, when they approved through one (decision 055)."""
         entry = self._pending_entry_for_review(actor, entry_id, "approve")
         _not_in_future(approved_on, today, "approved_on")
         self._hours_approved(actor_id=actor.id, actor_role=str(actor.role),
                              business_date=approved_on, entry_id=entry.entry_id,
-                             replaces=entry.pending_over)
+                             replaces=entry.pending_over, link_id=_link_id(link_id))
 
     class HoursApproved(Aggregate.Event):
         """The supervisor confirmed an entry; since version 2, ``replaces`` names the
         approved entry this confirmed correction takes the place of (it stops counting now,
-        not when the correction was logged)."""
+        not when the correction was logged); since version 3, ``link_id`` names the signed,
+        single-use emailed link the supervisor approved through (null when they approved
+        signed in or over the API)."""
 
         actor_id: str
         actor_role: str
         business_date: date
         entry_id: str
         replaces: str | None
+        link_id: str | None
 
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             """Version 1 predates corrections that wait for approval: none replaced one."""
             state["replaces"] = None
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Version 2 predates approval links: none was approved through one."""
+            state["link_id"] = None
+
     @event(HoursApproved)
     def _hours_approved(self, *, actor_id: str, actor_role: str, business_date: date,
-                        entry_id: str, replaces: str | None) -> None:
+                        entry_id: str, replaces: str | None, link_id: str | None) -> None:
         """The worksite supervisor confirmed an entry; its minutes now count toward the
         learner's approved hours (29 CFR 29.5(b)(6) records of hours of work). When it
         corrects an approved entry, that one is superseded now."""
@@ -437,17 +453,40 @@ class Placement(Aggregate):
         return self.entry(entry_id).pending_over
 
     def reject_hours(self, *, actor: Actor, entry_id: str, reason: str, rejected_on: date,
-                     today: date) -> None:
-        """The supervisor refuses an entry and says why, so it can be corrected."""
+                     today: date, link_id: str | None = None) -> None:
+        """The supervisor (or the named proxy) refuses an entry and says why, so it can be
+        corrected; ``link_id`` as for ``approve_hours``."""
         entry = self._pending_entry_for_review(actor, entry_id, "reject")
         reason = _reason(reason)
         _not_in_future(rejected_on, today, "rejected_on")
         self._hours_rejected(actor_id=actor.id, actor_role=str(actor.role),
-                             business_date=rejected_on, entry_id=entry.entry_id, reason=reason)
+                             business_date=rejected_on, entry_id=entry.entry_id, reason=reason,
+                             link_id=_link_id(link_id))
 
-    @event("HoursRejected")
+    class HoursRejected(Aggregate.Event):
+        """The worksite supervisor refused an entry, with the reason; the minutes no longer
+        count anywhere, and a correction may replace the entry. A rejected correction of an
+        approved entry leaves that entry standing (and correctable again). Since version 2,
+        ``link_id`` names the signed, single-use emailed link the supervisor rejected
+        through (null when they rejected signed in or over the API)."""
+
+        actor_id: str
+        actor_role: str
+        business_date: date
+        entry_id: str
+        reason: str
+        link_id: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 predates approval links: none was rejected through one."""
+            state["link_id"] = None
+
+    @event(HoursRejected)
     def _hours_rejected(self, *, actor_id: str, actor_role: str, business_date: date,
-                        entry_id: str, reason: str) -> None:
+                        entry_id: str, reason: str, link_id: str | None) -> None:
         """The worksite supervisor refused an entry, with the reason; the minutes no longer
         count anywhere, and a correction may replace the entry. A rejected correction of an
         approved entry leaves that entry standing (and correctable again)."""
@@ -545,6 +584,11 @@ class Placement(Aggregate):
             """Version 1 replaced the corrected entry at once: nothing stood pending."""
             state["pending_over"] = None
 
+        def apply(self, aggregate: Any) -> None:
+            """After the decorated method: the new entry waits for review from this event's
+            recording time (``HourEntry.logged_at``)."""
+            aggregate.entries[self.entry_id].logged_at = self.timestamp
+
     @event(HoursCorrected)
     def _hours_corrected(self, *, actor_id: str, actor_role: str, business_date: date,
                          entry_id: str, supersedes: str, reason: str, minutes: int, kind: str,
@@ -569,6 +613,65 @@ class Placement(Aggregate):
             supersedes=supersedes, child_labour_flags=list(child_labour_flags),
             pending_over=pending_over,
         )
+
+    # -- who reviews: the supervisor, or a proxy approver -----------------------------
+
+    proxy_approver_id: str | None = None
+    """The person a coordinator named to approve or reject hours in the supervisor's place
+    (``ProxyApproverNamed``); a class default so placements from before the event read as
+    having none."""
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """Who may approve or reject this placement's hours: the supervisor, and the proxy
+        approver when one was named."""
+        if self.proxy_approver_id is None:
+            return (self.supervisor_id,)
+        return (self.supervisor_id, self.proxy_approver_id)
+
+    def pending_entries(self) -> list[HourEntry]:
+        """Entries awaiting a supervisor's decision, oldest logged first."""
+        pending = [e for e in self.entries.values() if e.status is EntryStatus.LOGGED]
+        return sorted(pending, key=lambda e: (e.logged_at is None, e.logged_at, e.entry_id))
+
+    def name_proxy_approver(self, *, actor: Actor, proxy_id: str, reason: str, named_on: date,
+                            today: date) -> None:
+        """A coordinator of the placement's organisation names someone to approve or reject
+        its hours while the supervisor cannot (away, left the employer): approvals that wait
+        too long are what learners' hour records suffer from most. The proxy reviews under
+        the same separation of duties as the supervisor (never hours they logged or worked);
+        the learner is never their own proxy, and a coordinator does not name themself."""
+        _require_coordinator(actor, self.organisation_id)
+        self._require({PlacementStatus.MATCHED, PlacementStatus.ACTIVE,
+                       PlacementStatus.SUSPENDED}, "name a proxy approver")
+        proxy_id = proxy_id.strip() if proxy_id else ""
+        if not proxy_id:
+            raise RuleViolated("Name the proxy approver.", code="proxy-required",
+                               field="proxy_id")
+        if proxy_id == self.learner_id:
+            raise RuleViolated("A learner never approves their own hours.",
+                               code="proxy-is-learner", field="proxy_id")
+        if proxy_id == self.supervisor_id:
+            raise RuleViolated("That is the placement's supervisor, who approves already.",
+                               code="proxy-is-supervisor", field="proxy_id")
+        if proxy_id == actor.id:
+            raise RuleViolated("Name someone else: whoever names the proxy does not approve "
+                               "in their own name.", code="proxy-is-self", field="proxy_id")
+        if proxy_id == self.proxy_approver_id:
+            raise WrongState(f"{proxy_id} is already the proxy approver.",
+                             code="proxy-already-named", field="proxy_id")
+        reason = _reason(reason)
+        _not_in_future(named_on, today, "named_on")
+        self._proxy_approver_named(actor_id=actor.id, actor_role=str(actor.role),
+                                   business_date=named_on, proxy_id=proxy_id, reason=reason)
+
+    @event("ProxyApproverNamed")
+    def _proxy_approver_named(self, *, actor_id: str, actor_role: str, business_date: date,
+                              proxy_id: str, reason: str) -> None:
+        """A coordinator named ``proxy_id`` to approve or reject the placement's hours
+        besides the supervisor, with the reason; it replaces any proxy named before. The
+        supervisor still approves too."""
+        self.proxy_approver_id = proxy_id
 
     # -- work experience and career exploration (29 CFR 570.36) -----------------------
 
@@ -1096,14 +1199,16 @@ class Placement(Aggregate):
 
     def _pending_entry_for_review(self, actor: Actor, entry_id: str, verb: str) -> HourEntry:
         """Separation of duties: nobody reviews hours they logged or worked, and only the
-        supervisor the coordinator named reviews a placement's hours."""
+        supervisor the coordinator named (or the proxy approver a coordinator named in their
+        place) reviews a placement's hours."""
         self._require({PlacementStatus.ACTIVE, PlacementStatus.SUSPENDED}, f"{verb} hours")
         entry = self.entry(entry_id)
         if actor.id in (self.learner_id, entry.logged_by):
             raise NotPermitted(f"You cannot {verb} hours you logged or worked yourself.",
                                code="own-hours")
-        if actor.id != self.supervisor_id:
-            raise NotPermitted(f"Only this placement's supervisor may {verb} its hours.",
+        if actor.id not in self.approvers:
+            raise NotPermitted(f"Only this placement's supervisor (or the proxy approver a "
+                               f"coordinator named) may {verb} its hours.",
                                code="not-supervisor")
         if entry.status is not EntryStatus.LOGGED:
             raise WrongState(f"Entry {entry_id} is {entry.status.value}, not awaiting review.",
@@ -1226,6 +1331,13 @@ def _reason(reason: str) -> str:
         raise RuleViolated("Say why: a correction or status change carries a reason.",
                            code="reason-required", field="reason")
     return reason.strip()
+
+
+def _link_id(link_id: str | None) -> str | None:
+    if link_id is not None and not (0 < len(link_id) <= 64 and link_id.strip() == link_id):
+        raise RuleViolated("An approval link's id is 1 to 64 characters.",
+                           code="link-id-invalid", field="link_id")
+    return link_id
 
 
 def _not_in_future(day: date, today: date, field: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +64,10 @@ class HourEntry:
     pending_over: str | None = None
     """For a correction awaiting approval: the approved entry that stays counted until the
     correction is approved (then it is superseded) or rejected (then it stands)."""
+    logged_at: datetime | None = None
+    """When the event that logged (or corrected into) this entry was recorded: how long it
+    has waited for the supervisor (approval digests, reminders, overdue approvals). Taken
+    from the event's own timestamp, so it is not a field of any event."""
 
     @property
     def active(self) -> bool:

@@ -518,12 +518,16 @@ class Ledger(Application[UUID]):
         entry_id: str,
         approved_on: date | None = None,
         expected_version: int | None = None,
+        link_id: str | None = None,
     ) -> CommandResult:
+        """``link_id``: the approval link followed (``services/web/routes/approval_links.py``),
+        recorded in the event."""
         placement = self._placement(placement_id, expected_version)
         today = self.today()
         replaces = placement.entry_replaced_on_approval(entry_id)
         placement.approve_hours(actor=actor, entry_id=entry_id,
-                                approved_on=approved_on or today, today=today)
+                                approved_on=approved_on or today, today=today,
+                                link_id=link_id)
         if replaces is None:
             return self._save_all(placement)
         # An approved correction takes the place of the approved entry it corrects: that
@@ -541,12 +545,14 @@ class Ledger(Application[UUID]):
         reason: str,
         rejected_on: date | None = None,
         expected_version: int | None = None,
+        link_id: str | None = None,
     ) -> CommandResult:
-        """A rejected entry's minutes stop counting toward the learner's day."""
+        """A rejected entry's minutes stop counting toward the learner's day; ``link_id`` as
+        for ``approve_hours``."""
         placement = self._placement(placement_id, expected_version)
         today = self.today()
         placement.reject_hours(actor=actor, entry_id=entry_id, reason=reason,
-                               rejected_on=rejected_on or today, today=today)
+                               rejected_on=rejected_on or today, today=today, link_id=link_id)
         return self._save_all(placement, *self._release(actor, placement, entry_id,
                                                          "rejected"))
 
@@ -623,6 +629,25 @@ class Ledger(Application[UUID]):
             week.release(actor=actor, entry_id=entry_id, reason=reason)
             released.append(week)
         return released
+
+    @command
+    def name_proxy_approver(
+        self,
+        actor: Actor,
+        placement_id: UUID,
+        *,
+        proxy_id: str,
+        reason: str,
+        named_on: date | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A coordinator names someone to approve or reject the placement's hours besides
+        the supervisor (``ProxyApproverNamed``)."""
+        placement = self._placement(placement_id, expected_version)
+        today = self.today()
+        placement.name_proxy_approver(actor=actor, proxy_id=proxy_id, reason=reason,
+                                      named_on=named_on or today, today=today)
+        return self._save_all(placement)
 
     @command
     def record_work_experience_agreement(

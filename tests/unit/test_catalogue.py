@@ -32,15 +32,17 @@ def test_every_event_type_is_listed_with_meaning_and_the_common_fields() -> None
         assert {"actor_id", "actor_role", "business_date"} <= set(names), t.name
 
 
-UPCAST = ("HoursLogged", "LearnerMatched", "HoursApproved", "HoursCorrected")
+UPCAST = ("HoursLogged", "LearnerMatched", "HoursApproved", "HoursCorrected", "HoursRejected")
 
 
-def test_the_upcast_events_are_at_version_2() -> None:
+def test_the_upcast_events_are_at_their_versions() -> None:
     versions = {t.name: t.version for t in all_event_types()}
     assert versions["HoursLogged"] == 2  # child-labour flags added
     assert versions["LearnerMatched"] == 2  # birthdays replaced by minor_during_placement
     assert versions["HoursCorrected"] == 2  # pending_over: approved hours stand until then
-    assert versions["HoursApproved"] == 2  # replaces: the approved entry superseded now
+    # replaces: the approved entry superseded now (2); link_id: the approval link (3)
+    assert versions["HoursApproved"] == 3
+    assert versions["HoursRejected"] == 2  # link_id: the approval link (decision 055)
     assert {v for name, v in versions.items() if name not in UPCAST} == {1}
 
 
