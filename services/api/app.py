@@ -36,6 +36,7 @@ from services.api.routes import (
     evaluations,
     health,
     hours,
+    imports,
     me,
     metrics,
     opportunities,
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(apprenticeship_hours.router)
     app.include_router(audit_trail.router)
     app.include_router(attention.router)
+    app.include_router(imports.router)
     app.include_router(reports.router)
     app.add_middleware(Idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -184,6 +184,8 @@ RULES: dict[str, Rule] = {
     # what needs a coordinator's attention (issue 17, decision 057)
     "GET /organisations/{organisation_id}/placements-needing-attention": in_organisation(
         C, A, ADM),
+    # CSV imports over HTTP, confined to the organisation in the body (as `wbl import`)
+    "POST /imports": rule(C, ADM, target=Target.BODY_ORGANISATION),
     "GET /opportunities": rule(*BROWSERS),
     # apprenticeship programs
     "POST /programs": rule(SP, ADM, target=Target.BODY_SPONSOR),

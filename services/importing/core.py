@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.actor import Actor
-from domain.errors import DomainError, RuleViolated
+from domain.errors import DomainError, NotPermitted, RuleViolated
 from domain.imports import ImportedFile
 from infra.personal_data import PersonalDataVault
 from services.ledger import Ledger
@@ -41,6 +41,10 @@ class ImportOptions:
     """RAPIDS: the registered program the apprentices join."""
     supervisor_id: str | None = None
     """RAPIDS: the journeyworker who supervises (RAPIDS rows do not name one)."""
+    confined: bool = False
+    """Rows may name no organisation but ``organisation_id``: an import sent over HTTP by a
+    coordinator stays within their own organisation, as every command of theirs does (the
+    CLI, run by an operator on the server, may import for several)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,10 @@ class RowContext:
         if not org:
             raise RuleViolated("Name the organisation (column organisation_id or the "
                                "--organisation option).", code="organisation-required",
+                               field="organisation_id")
+        if self.options.confined and org != self.options.organisation_id:
+            raise NotPermitted(f"This import is for {self.options.organisation_id}; the row "
+                               f"names {org}.", code="not-your-organisation",
                                field="organisation_id")
         return org
 

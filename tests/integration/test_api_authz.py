@@ -97,6 +97,9 @@ ENDPOINTS: dict[str, Request] = {
     "placements_needing_attention": (
         "GET", lambda w: "/organisations/district-a/placements-needing-attention",
         lambda w, a: None),
+    "run_import": ("POST", lambda w: "/imports", lambda w, a: {
+        "kind": "timesheets", "organisation_id": "district-a", "file_name": "t.csv",
+        "content": "placement_ref\n"}),
     "post_opportunity": ("POST", lambda w: "/opportunities", lambda w, a: opportunity_body()),
     "close_opportunity": ("POST", lambda w: f"/opportunities/{w.spare_opportunity_id}/close",
                           lambda w, a: {"reason": "Filled"}),
@@ -204,6 +207,7 @@ KEYS: dict[str, str] = {
     "school_day": "GET /organisations/{organisation_id}/calendar/days/{day}",
     "placements_needing_attention":
         "GET /organisations/{organisation_id}/placements-needing-attention",
+    "run_import": "POST /imports",
     "record_work_experience_agreement":
         "POST /placements/{placement_id}/work-experience-agreement",
     "post_opportunity": "POST /opportunities",
@@ -297,6 +301,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "get_calendar": expect(BROWSERS),
     "school_day": expect(BROWSERS),
     "placements_needing_attention": expect({"admin", "coord_a", "auditor"}),
+    "run_import": expect({"admin", "coord_a"}),
     "record_work_experience_agreement": expect({"admin", "coord_a"}, {"coord_b"}),
     "post_opportunity": expect({"admin", "coord_a"}),
     "close_opportunity": expect({"admin", "coord_a"}),
