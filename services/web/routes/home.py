@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.routing import Match
 
 from domain.actor import Role
 from services.api.authz import PAGES_TAG
@@ -25,7 +26,11 @@ says so and points to the API."""
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: SessionDep) -> Response:
     target = HOME_OF.get(session.role)
-    if target is not None and any(getattr(r, "path", None) == target
-                                  for r in request.app.routes):
+    if target is not None and _served(request, target):
         return redirect(target)
     return render(request, "home.html", {})
+
+
+def _served(request: Request, path: str) -> bool:
+    scope = {"type": "http", "path": path, "method": "GET", "root_path": ""}
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
