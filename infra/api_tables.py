@@ -159,6 +159,32 @@ sign_in_records = Table(
 )
 """The audit record of sign-ins, refusals, sign-outs and link uses (issue 16)."""
 
+person_contacts = Table(
+    "person_contacts",
+    api_metadata,
+    Column("person_id", String(200), primary_key=True),
+    # AES-256-GCM of the address under a key derived from the personal-data master key,
+    # bound to the person id (infra/contacts.py): a copy of the table mails nobody
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""Where the ledger mails a person (supervisors' approval digests; decision 055). The people
+registry keeps only keyed hashes of emails, which find a person but mail nobody."""
+
+approval_digests_sent = Table(
+    "approval_digests_sent",
+    api_metadata,
+    Column("recipient_id", String(200), primary_key=True),  # the supervisor or proxy
+    Column("placement_id", String(100), primary_key=True),
+    Column("entry_id", String(100), primary_key=True),
+    Column("first_sent_at", DateTime(timezone=True), nullable=False),
+    Column("last_sent_at", DateTime(timezone=True), nullable=False),
+    Column("sends", Integer, nullable=False),  # the first digest, then each reminder
+)
+"""Which pending entries each approver was mailed a link for, and when: a digest does not
+mail an entry again before a reminder is due (services/jobs/approval_digests.py)."""
+
 
 def api_engine(settings: Settings, read_models: Engine) -> Engine:
     """Where these tables live: the read-model database on PostgreSQL; on the embedded

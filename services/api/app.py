@@ -29,6 +29,7 @@ from services.api.models import PROBLEMS, Problem
 from services.api.observability import REQUEST_ID, HttpMetrics, RequestContext
 from services.api.routes import (
     apprenticeship_hours,
+    approvals,
     attention,
     audit_trail,
     calendars,
@@ -188,7 +189,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         attach(app, runtime)
     errors.install(app)
     for module in (me, organisations, calendars, opportunities, programs, placements, hours,
-                   evaluations, credentials, health, metrics):
+                   approvals, evaluations, credentials, health, metrics):
         app.include_router(module.router)
     app.include_router(transcripts.router)
     app.include_router(apprenticeship_hours.router)

@@ -5,7 +5,9 @@ missing at run time is refused, never let through). A rule says which *relations
 actor must have to the record the route acts on:
 
 - ``own learner``: the token's actor is the placement's learner;
-- ``own supervisor``: the actor is the supervisor the coordinator named on the placement;
+- ``own supervisor``: the actor is the supervisor the coordinator named on the placement,
+  or the proxy approver a coordinator named to approve its hours (decision 055; the domain
+  lets a proxy approve and reject, nothing else a supervisor does);
 - ``org coordinator``: a coordinator whose organisation is the placement's (or the
   opportunity's, or the organisation in the path or body);
 - ``program sponsor``: a sponsor whose organisation is the sponsor of the placement's
@@ -168,6 +170,8 @@ RULES: dict[str, Rule] = {
     "POST /organisations/{organisation_id}/people/{person_id}/deactivate":
         in_organisation(C, ADM),
     "POST /organisations/{organisation_id}/people/{person_id}/role": in_organisation(C, ADM),
+    "POST /organisations/{organisation_id}/people/{person_id}/contact":
+        in_organisation(C, ADM),
     "POST /organisations/{organisation_id}/child-labour-policy": in_organisation(C, ADM),
     "POST /organisations/{organisation_id}/rename": rule(ADM),
     "POST /organisations/{organisation_id}/move": rule(ADM),
@@ -210,6 +214,10 @@ RULES: dict[str, Rule] = {
     "POST /placements/{placement_id}/hours/{entry_id}/reject": review(S),
     "POST /placements/{placement_id}/hours/{entry_id}/correct": placement(L, S, C, ADM),
     "POST /hours/bulk-approve": rule(S, note="each item is checked as approve_hours"),
+    # approvals by emailed link (decision 055): coordinators see what waits too long and
+    # name proxy approvers; the links themselves are pages, authorised by the signed link
+    "GET /organisations/{organisation_id}/overdue-approvals": in_organisation(C, ADM),
+    "POST /placements/{placement_id}/proxy-approver": placement(C, ADM),
     # evaluations and credentials
     "POST /placements/{placement_id}/evaluations": placement(L, S, C, SP, ADM),
     "GET /placements/{placement_id}/evaluations": placement(*READERS),
@@ -278,7 +286,7 @@ def placement_relations(actor: Actor, placement: Placement, ledger: Ledger) -> s
     role = actor.role
     if role is Role.LEARNER and actor.id == placement.learner_id:
         found.add(Rel.OWN_LEARNER)
-    if role is Role.SUPERVISOR and actor.id == placement.supervisor_id:
+    if role is Role.SUPERVISOR and actor.id in placement.approvers:
         found.add(Rel.OWN_SUPERVISOR)
     if role is Role.COORDINATOR and _same_org(actor, placement.organisation_id):
         found.add(Rel.ORG_COORDINATOR)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from domain.actor import Actor
+from infra.contacts import ContactAddresses, contact_addresses
 from infra.settings import Settings
 from services.api.auth import authenticate
 from services.bootstrap import Runtime
@@ -74,6 +75,15 @@ async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Set
     return runtime.settings
 
 
+async def get_contacts(request: Request) -> ContactAddresses:
+    """People's contact addresses (encrypted; ``infra/contacts.py``), made once per app."""
+    contacts: ContactAddresses | None = getattr(request.app.state, "contacts", None)
+    if contacts is None:
+        contacts = request.app.state.contacts = contact_addresses(
+            request.app.state.runtime.settings, request.app.state.api_engine)
+    return contacts
+
+
 async def current_actor(request: Request) -> Actor:
     """The acting user, from the bearer token only (``services/api/auth.py``).
 
@@ -91,3 +101,4 @@ ApiEngineDep = Annotated[Engine, Depends(get_api_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ActorDep = Annotated[Actor, Depends(current_actor)]
+ContactsDep = Annotated[ContactAddresses, Depends(get_contacts)]

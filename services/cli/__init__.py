@@ -12,6 +12,7 @@ from infra.settings import Settings
 from services.bootstrap import Runtime, build_settings, start_broker
 from services.cli import projections as commands_projections
 from services.cli import tokens as commands_tokens
+from services.cli.approvals import app as approvals_app
 from services.cli.credentials import app as credentials_app
 from services.cli.export import app as export_app
 from services.cli.imports import import_command
@@ -33,6 +34,7 @@ app.add_typer(research_app, name="research")
 app.add_typer(learners_app, name="learners")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(users_app, name="users")
+app.add_typer(approvals_app, name="approvals")
 app.command(name="import")(import_command)
 app.command(name="replay")(replay_command)
 
@@ -63,9 +65,13 @@ def run(
 
     With no WBL_KAFKA_BOOTSTRAP_SERVERS it starts a local broker on a free 127.0.0.1 port and
     stops it on exit; with no WBL_DATABASE_URL it keeps SQLite files in WBL_DATA_DIR.
+    Supervisors' approval digests are sent from a thread of this process every
+    WBL_APPROVAL_DIGEST_MINUTES (``wbl approvals send-digests`` runs one at once).
     """
     import uvicorn
 
+    from services.jobs.approval_digests import ApprovalDigests, start_schedule
+    from services.web.parts import site_url
     from services.web.site import create_site
 
     settings = _settings(api_port=port, data_dir=data_dir)
@@ -75,7 +81,13 @@ def run(
         workers = None
     else:
         runtime, workers = _build_with_workers(settings)
+    stop_digests = threading.Event()
+    digests: threading.Thread | None = None
     try:
+        digests = start_schedule(
+            ApprovalDigests.build(runtime.settings, runtime.ledger, runtime.engine,
+                                  site_url(runtime.settings)),
+            runtime.settings.approval_digest_minutes, stop_digests)
         server = uvicorn.Server(uvicorn.Config(
             create_site(runtime=runtime), host=settings.api_host, port=settings.api_port,
             log_level="warning", access_log=False))
@@ -93,6 +105,9 @@ def run(
             f"(store: {where}; {broker} at {runtime.bootstrap}; Ctrl-C stops)", err=True)
         server.run()
     finally:
+        stop_digests.set()
+        if digests is not None:
+            digests.join(timeout=30)
         if workers is not None:
             workers.stop()
         runtime.stop()

@@ -76,6 +76,8 @@ ENDPOINTS: dict[str, Request] = {
                           "deactivate", lambda w, a: {"reason": "Left"}),
     "change_role": ("POST", lambda w: "/organisations/district-a/people/p-nobody/role",
                     lambda w, a: {"role": "supervisor"}),
+    "set_contact": ("POST", lambda w: "/organisations/district-a/people/p-nobody/contact",
+                    lambda w, a: {"email": "nobody@example.org"}),
     "set_child_labour_policy": ("POST",
                                 lambda w: "/organisations/district-a/child-labour-policy",
                                 lambda w, a: {"policy": "refuse", "reason": "Default"}),
@@ -142,6 +144,11 @@ ENDPOINTS: dict[str, Request] = {
                       lambda w, a: {"reason": "x", "work_date": _new_day(), "minutes": 2}),
     "bulk_approve_hours": ("POST", lambda w: "/hours/bulk-approve", lambda w, a: {
         "items": [{"placement_id": w.placement_id, "entry_id": w.entries[3]}]}),
+    "overdue_approvals": ("GET", lambda w: "/organisations/district-a/overdue-approvals",
+                          lambda w, a: None),
+    "name_proxy_approver": ("POST", lambda w: f"/placements/{w.spare_placement_id}/"
+                            "proxy-approver",  # an unregistered proxy: refused, 422
+                            lambda w, a: {"proxy_id": "sup-unregistered", "reason": "x"}),
     "evaluate_placement": ("POST", lambda w: f"{_p(w)}/evaluations", lambda w, a: {
         "scores": {"Wiring basics": 2}, "evaluator_role": "self" if a == "learner"
         else "supervisor", "stage": "interim"}),
@@ -197,6 +204,7 @@ KEYS: dict[str, str] = {
     "list_people": "GET /organisations/{organisation_id}/people",
     "deactivate_person": "POST /organisations/{organisation_id}/people/{person_id}/deactivate",
     "change_role": "POST /organisations/{organisation_id}/people/{person_id}/role",
+    "set_contact": "POST /organisations/{organisation_id}/people/{person_id}/contact",
     "set_child_labour_policy": "POST /organisations/{organisation_id}/child-labour-policy",
     "rename_organisation": "POST /organisations/{organisation_id}/rename",
     "move_organisation": "POST /organisations/{organisation_id}/move",
@@ -232,6 +240,8 @@ KEYS: dict[str, str] = {
     "reject_hours": "POST /placements/{placement_id}/hours/{entry_id}/reject",
     "correct_hours": "POST /placements/{placement_id}/hours/{entry_id}/correct",
     "bulk_approve_hours": "POST /hours/bulk-approve",
+    "overdue_approvals": "GET /organisations/{organisation_id}/overdue-approvals",
+    "name_proxy_approver": "POST /placements/{placement_id}/proxy-approver",
     "evaluate_placement": "POST /placements/{placement_id}/evaluations",
     "list_evaluations": "GET /placements/{placement_id}/evaluations",
     "issue_credential": "POST /placements/{placement_id}/credentials",
@@ -292,6 +302,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "list_people": expect({"admin", "coord_a", "auditor"}),
     "deactivate_person": expect({"admin", "coord_a"}),
     "change_role": expect({"admin", "coord_a"}),
+    "set_contact": expect({"admin", "coord_a"}),
     "set_child_labour_policy": expect({"admin", "coord_a"}),
     "rename_organisation": expect({"admin"}),
     "move_organisation": expect({"admin"}),
@@ -336,6 +347,8 @@ EXPECTED: dict[str, dict[str, object]] = {
     "correct_hours": expect({"admin", "coord_a", "learner", "supervisor"},
                             {"coord_b", "learner_other", "supervisor_other"}),
     "bulk_approve_hours": expect({"supervisor", "supervisor_other"}),
+    "overdue_approvals": expect({"admin", "coord_a"}),
+    "name_proxy_approver": expect({"admin", "coord_a"}, {"coord_b"}),
     "evaluate_placement": expect({"admin", "coord_a", "learner", "supervisor", "sponsor"},
                                  HIDDEN_FROM_READERS),
     "list_evaluations": expect(PLACEMENT_READERS, HIDDEN_FROM_READERS),

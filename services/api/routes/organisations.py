@@ -36,7 +36,7 @@ from infra.api_tables import (
     web_sessions,
 )
 from services.api.auth import TOKEN_ROLES
-from services.api.deps import ActorDep, ApiEngineDep, LedgerDep
+from services.api.deps import ActorDep, ApiEngineDep, ContactsDep, LedgerDep
 from services.api.errors import ProblemError
 from services.api.identities import record_identities
 from services.api.models import (
@@ -124,6 +124,10 @@ class RegisterPerson(BaseModel):
     email: EmailText | None = Field(None, description=(
         "Single sign-on by verified email, for providers that match by email; kept only as a "
         "keyed hash, never shown again."))
+    contact_email: EmailText | None = Field(None, description=(
+        "Where the ledger mails this person (a supervisor's digest of hours awaiting their "
+        "approval, with approval links): kept encrypted, never in an event or a log, never "
+        "shown again (the answer says only whether one is on record)."))
 
 
 class PersonOut(BaseModel):
@@ -131,6 +135,9 @@ class PersonOut(BaseModel):
     role: str
     organisation_id: str
     created_at: UtcDateTime
+    has_contact: bool = Field(False, description=(
+        "Whether a contact address for mail is on record (the address itself is never "
+        "shown)."))
 
 
 class SetChildLabourPolicy(BaseModel):
@@ -218,7 +225,7 @@ def get_organisation(organisation_id: OrganisationId, engine: ApiEngineDep) -> O
 
 @router.post("/{organisation_id}/people", status_code=201, response_model=PersonOut)
 def register_person(organisation_id: OrganisationId, body: RegisterPerson, engine: ApiEngineDep,
-                    actor: ActorDep, request: Request,
+                    actor: ActorDep, request: Request, contacts: ContactsDep,
                     idempotency_key: IdempotencyKey = None) -> PersonOut:
     if actor.role is not Role.ADMIN and body.role in (Role.ADMIN.value,
                                                       Role.STATE_AUDITOR.value):
@@ -240,13 +247,17 @@ def register_person(organisation_id: OrganisationId, body: RegisterPerson, engin
             raise ProblemError(409, "identity-taken", "Identity already registered",
                                "One of these identities already belongs to another person.",
                                field="identities") from None
-    return PersonOut(**{k: row[k] for k in PersonOut.model_fields})
+    if body.contact_email is not None:
+        contacts.record(body.id, body.contact_email, by=actor.id)
+    return PersonOut(**{k: row[k] for k in PersonOut.model_fields if k in row},
+                     has_contact=body.contact_email is not None)
 
 
 @router.get("/{organisation_id}/people", response_model=list[PersonOut])
 def list_people(
     organisation_id: OrganisationId,
     engine: ApiEngineDep,
+    contacts: ContactsDep,
     role: PersonRole | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -258,7 +269,9 @@ def list_people(
     with engine.connect() as conn:
         _organisation(conn, organisation_id)
         rows = conn.execute(query).mappings().all()
-    return [PersonOut(**{k: r[k] for k in PersonOut.model_fields}) for r in rows]
+    known = contacts.known(r["id"] for r in rows)
+    return [PersonOut(**{k: r[k] for k in PersonOut.model_fields if k in r},
+                      has_contact=r["id"] in known) for r in rows]
 
 
 class DeactivatePerson(BaseModel):
@@ -351,6 +364,39 @@ def change_role(organisation_id: OrganisationId, person_id: PersonId, body: Chan
             deactivated_people.c.person_id == person_id)).first() is None
     return PersonStatusOut(id=person_id, role=new_role, organisation_id=organisation_id,
                            active=active, sessions_ended=ended)
+
+
+class SetContact(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"email": "j.rivera@acme-electric.example"}, {"email": None}]})
+    email: EmailText | None = Field(description=(
+        "Where the ledger mails this person (approval digests and reminders for a "
+        "supervisor or proxy approver); null forgets the address on record. Kept encrypted; "
+        "never in an event, a log or an answer."))
+
+
+class ContactOut(BaseModel):
+    id: str
+    organisation_id: str
+    has_contact: bool = Field(description="Whether an address is now on record.")
+
+
+@router.post("/{organisation_id}/people/{person_id}/contact", response_model=ContactOut,
+             responses=PROBLEM_RESPONSES)
+def set_contact(organisation_id: OrganisationId, person_id: PersonId, body: SetContact,
+                engine: ApiEngineDep, contacts: ContactsDep, actor: ActorDep,
+                idempotency_key: IdempotencyKey = None) -> ContactOut:
+    """Record, replace or forget the address the ledger mails the person at (decision 055):
+    a supervisor with no address gets no digest of hours to approve, and coordinators see
+    that among the overdue approvals."""
+    with engine.connect() as conn:
+        _person_in(conn, organisation_id, person_id)
+    if body.email is None:
+        contacts.forget(person_id)
+    else:
+        contacts.record(person_id, body.email, by=actor.id)
+    return ContactOut(id=person_id, organisation_id=organisation_id,
+                      has_contact=body.email is not None)
 
 
 @router.post("/{organisation_id}/child-labour-policy", response_model=CommandAccepted)
