@@ -656,7 +656,9 @@ def clr(learner_id: str, experiences: Sequence[Experience], signed_badges: Seque
     every embedded credential carries its own proof). One ``Achievement`` per experience,
     even without a badge; an ``Association`` says each badge's achievement is part of its
     experience. ``validFrom`` is ``issued_at``, when this record is issued (not any
-    experience's end date); the subject is an ``IdentityObject``, as in the badges.
+    experience's end date); the subject is an ``IdentityObject``, as in the badges. The
+    contexts come in the order CLR 2.0 requires (VC, CLR, OB: its JSON Schema refuses
+    another), unlike a badge's (VC, OB).
     """
     achievements = []
     associations = []
@@ -675,7 +677,7 @@ def clr(learner_id: str, experiences: Sequence[Experience], signed_badges: Seque
                 "type": "Association", "associationType": "isPartOf",
                 "sourceId": _achievement_id(e, c), "targetId": _experience_achievement_id(e)})
     return {
-        "@context": [VC_CONTEXT, OB_CONTEXT, CLR_CONTEXT],
+        "@context": [VC_CONTEXT, CLR_CONTEXT, OB_CONTEXT],
         "id": clr_id,
         "type": ["VerifiableCredential", "ClrCredential"],
         "issuer": issuing.profile(issuer),

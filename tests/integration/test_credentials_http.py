@@ -7,7 +7,7 @@ document and status list from the API exactly as it would over HTTPS), with
 What must hold (issue 14): every credential handed out verifies; one character changed
 makes it fail; a revoked or reissued one fails, and says why; the audit trail and the
 learner's transcript show the revocation and the reissue with their reasons; the documents
-validate against the official OB 3.0 JSON Schema.
+validate against the official OB 3.0 and CLR 2.0 JSON Schemas.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ PUBLIC_URL = "https://wbl.test"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ob3"
 OB3_SCHEMA = Draft201909Validator(
     json.loads((FIXTURES / "ob_v3p0_achievementcredential_schema.json").read_text()),
+    format_checker=FormatChecker())
+CLR_SCHEMA = Draft201909Validator(
+    json.loads((FIXTURES / "clr_v2p0_clrcredential_schema.json").read_text()),
     format_checker=FormatChecker())
 
 
@@ -188,6 +191,7 @@ def test_issue_revoke_reissue_verify_over_http(world: World) -> None:
     assert [m["id"] for m in members] == [new_badge["id"]]
     assert clr["credentialSubject"]["association"][0]["associationType"] == "isPartOf"
     assert clr["validFrom"] >= new_badge["validFrom"][:10]
+    CLR_SCHEMA.validate(clr)
     for member in members:
         OB3_SCHEMA.validate(member)
         independent_verify(w, member)
