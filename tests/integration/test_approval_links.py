@@ -453,3 +453,40 @@ def test_overdue_approvals_and_a_proxy_approver_by_link(site: Site,
     left = site.ok("coord", "GET", "/organisations/district-a/overdue-approvals")
     assert {i["entry_id"] for i in left["items"]} == {old_mine}
     assert left["items"][0]["mailings"] == 1 and left["items"][0]["last_mailed_at"]
+
+
+def test_wbl_approvals_send_digests_writes_to_the_outbox_on_the_embedded_default(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without WBL_SMTP_HOST the same digest is an .eml file in WBL_DATA_DIR/outbox, and
+    its link works like a mailed one."""
+    from email import message_from_bytes
+    from email.policy import default as default_policy
+
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    placement_id = site.placement()
+    entry = site.log(placement_id, 1)
+    settings = site.runtime.settings
+    monkeypatch.setenv("WBL_DATA_DIR", str(settings.data_dir))
+    if settings.database_url:
+        monkeypatch.setenv("WBL_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WBL_LINK_SIGNING_KEY", LINK_KEY)
+    monkeypatch.setenv("WBL_SITE_URL", SITE)
+    monkeypatch.delenv("WBL_SMTP_HOST", raising=False)
+    done = CliRunner().invoke(app, ["approvals", "send-digests"])
+    assert done.exit_code == 0, done.output
+    assert "1 messages sent (1 entries, 0 reminders)" in done.output
+    assert ADDRESSES["sup-1"] not in done.output
+    assert site.smtp.messages == []
+    (written,) = sorted((settings.data_dir / "outbox").glob("*.eml"))
+    assert written.stat().st_mode & 0o777 == 0o600
+    message = message_from_bytes(written.read_bytes(), policy=default_policy)
+    assert message["To"] == ADDRESSES["sup-1"]
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    (token,) = LINK.findall(text)
+    assert LinkSigner(LINK_KEY.encode()).open("approval", token).data["e"] == entry
+    assert site.http.get(f"/approvals/{token}").status_code == 200
+    again = CliRunner().invoke(app, ["approvals", "send-digests"])
+    assert "0 messages sent" in again.output  # mailed already: not before a reminder
