@@ -490,3 +490,28 @@ def test_wbl_approvals_send_digests_writes_to_the_outbox_on_the_embedded_default
     assert site.http.get(f"/approvals/{token}").status_code == 200
     again = CliRunner().invoke(app, ["approvals", "send-digests"])
     assert "0 messages sent" in again.output  # mailed already: not before a reminder
+
+
+def test_a_store_failure_after_the_claim_gives_the_link_back(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    placement_id = site.placement()
+    entry = site.log(placement_id, 1)
+    token, link_id = LinkSigner(LINK_KEY.encode()).issue(
+        "approval", {"p": placement_id, "e": entry, "s": "sup-1"}, 86400)
+    page = site.http.get(f"/approvals/{token}")
+    csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert csrf is not None
+    before = site.position
+
+    def unreachable(*_: Any, **__: Any) -> Any:
+        raise ConnectionError("the event store went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(site.runtime.ledger, "approve_hours", unreachable)
+        with pytest.raises(ConnectionError):
+            _decide(site, token, "approve", csrf=csrf.group(1))
+    assert site.position == before and not site.link_used(link_id)
+    done = _decide(site, token, "approve")  # the store is back: the same link works
+    assert done.status_code == 200, done.text
+    (approved,) = site.events(placement_id, "HoursApproved")
+    assert approved.link_id == link_id

@@ -236,6 +236,13 @@ def _decide(parts: WebParts, ledger: Ledger, link: OpenLink, action: str, reason
             ledger.reject_hours(link.actor, link.placement.id, entry_id=link.entry.entry_id,
                                 reason=reason, link_id=link.link_id)
     except DomainError as error:
-        with parts.api_engine.begin() as conn:
-            conn.execute(delete(used_links).where(used_links.c.link_id == link.link_id))
+        _release(parts, link.link_id)
         raise Refusal(status_for(error), error.code, error.detail, link.person_id) from None
+    except BaseException:  # the store unreachable...: nothing recorded, the link still works
+        _release(parts, link.link_id)
+        raise
+
+
+def _release(parts: WebParts, link_id: str) -> None:
+    with parts.api_engine.begin() as conn:
+        conn.execute(delete(used_links).where(used_links.c.link_id == link_id))
