@@ -162,11 +162,14 @@ class OpportunityProjection:
         return _to_view(row) if row is not None else None
 
     @staticmethod
-    def list(conn: Connection, *, organisation_id: str | None = None, limit: int = 100,
-             offset: int = 0) -> list[OpportunityView]:
+    def list(conn: Connection, *, organisation_id: str | None = None,
+             status: str | None = None, limit: int = 100, offset: int = 0
+             ) -> list[OpportunityView]:
         query = select(opportunity_view).order_by(opportunity_view.c.position)
         if organisation_id is not None:
             query = query.where(opportunity_view.c.organisation_id == organisation_id)
+        if status is not None:
+            query = query.where(opportunity_view.c.status == status)
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [_to_view(r) for r in rows]
 

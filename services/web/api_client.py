@@ -58,8 +58,11 @@ class Api:
     positions: list[int] = field(default_factory=list)
 
     async def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                    json: Any = None, key: str | None = None) -> httpx.Response:
+                    json: Any = None, key: str | None = None,
+                    if_match: int | None = None) -> httpx.Response:
         headers = {"idempotency-key": key} if key else {}
+        if if_match is not None:  # the version the page showed: 412 if it changed since
+            headers["if-match"] = f'"{if_match}"'
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         response = await self.client.request(method, path, params=clean, json=json,
                                              headers=headers)
@@ -79,8 +82,9 @@ class Api:
     async def raw(self, path: str, **params: Any) -> httpx.Response:
         return await self._send("GET", path, params=params)
 
-    async def post(self, path: str, body: Any = None, *, key: str | None = None) -> Any:
-        answer = (await self._send("POST", path, json=body, key=key)).json()
+    async def post(self, path: str, body: Any = None, *, key: str | None = None,
+                   if_match: int | None = None) -> Any:
+        answer = (await self._send("POST", path, json=body, key=key, if_match=if_match)).json()
         if isinstance(answer, dict) and isinstance(answer.get("position"), int):
             self.positions.append(answer["position"])
         return answer

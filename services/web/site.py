@@ -13,10 +13,11 @@ from services.api.app import create_app
 from services.bootstrap import Runtime
 from services.web.deps import CsrfRefused, RoleRefused, SignInRequired, render
 from services.web.parts import HERE
-from services.web.routes import approval_links, auditor, home, sign_in, sponsor
+from services.web.routes import approval_links, auditor, coordinator, home, sign_in, sponsor
 
 PAGE_ROUTERS = [sign_in.router, home.router, sponsor.router, auditor.router,
-                approval_links.router]
+                approval_links.router,
+                coordinator.router]
 """Routers of the pages; each role's module adds its own here."""
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -172,10 +172,12 @@ def get_opportunity(
 def list_opportunities(
     engine: EngineDep,
     organisation_id: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[Literal["open", "closed"] | None, Query(
+        description="Only open (still taking matches) or closed opportunities.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[OpportunityOut]:
     with engine.connect() as conn:
-        views = OpportunityProjection.list(conn, organisation_id=organisation_id, limit=limit,
-                                           offset=offset)
+        views = OpportunityProjection.list(conn, organisation_id=organisation_id,
+                                           status=status, limit=limit, offset=offset)
     return [OpportunityOut.of(v) for v in views]
