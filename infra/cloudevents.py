@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
+from domain.contract.canonical import canonical_json
 from projections.envelope import Envelope
 
 SPEC_VERSION = "1.0"
@@ -23,29 +21,6 @@ CONTENT_TYPE = "application/json"
 
 # Attributes the library keeps on every event; they travel as headers, not in the body.
 _ENVELOPE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"cannot publish a {type(value).__name__} in an event body")
-
-
-def canonical_json(data: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the same event always gives the same bytes."""
-    return json.dumps(
-        data, default=_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from sqlalchemy import (
     select,
 )
 
-from projections.common import dumps, evolved, hours, load_rows, loads, replace_rows
+from domain.contract.canonical import canonical_text
+from projections.common import evolved, hours, load_rows, loads, replace_rows
 from projections.entry_rows import fold_placement_rows, make_entry_table
 from projections.envelope import Envelope
 from projections.hour_entries import (
@@ -303,12 +304,13 @@ def _to_row(s: HoursState) -> dict[str, Any]:
         "credited_minutes": sum(int(c["minutes"]) for c in s.credits),
         "credited_pre_apprenticeship_minutes": sum(
             int(c["minutes"]) for c in s.credits if c["basis"] == "pre_apprenticeship"),
-        "work_processes": dumps({k: [v[0], v[1], v[2]]
+        "work_processes": canonical_text({k: [v[0], v[1], v[2]]
                                  for k, v in sorted(s.by_work_process.items())}),
-        "related_instruction_by_year": dumps(related_instruction_by_year(s)),
-        "credits": dumps(list(s.credits)), "competencies": dumps(list(s.competencies)),
-        "competencies_signed_off": dumps(list(s.competencies_signed_off)),
-        "tallies": dumps({"names": list(s.work_processes),
+        "related_instruction_by_year": canonical_text(related_instruction_by_year(s)),
+        "credits": canonical_text(list(s.credits)),
+        "competencies": canonical_text(list(s.competencies)),
+        "competencies_signed_off": canonical_text(list(s.competencies_signed_off)),
+        "tallies": canonical_text({"names": list(s.work_processes),
                           "wp": {k: list(v) for k, v in s.by_work_process.items()},
                           "ri": {k: list(v) for k, v in s.ri_by_year.items()}}),
         "version": s.version, "position": s.position,
@@ -348,8 +350,8 @@ def program_row(event: Envelope) -> dict[str, Any] | None:
         "rapids_code": d["rapids_code"], "onet_code": d["onet_code"],
         "approach": d["approach"], "ojl_hours": int(d["ojl_hours"]),
         "related_instruction_hours_per_year": int(d["related_instruction_hours_per_year"]),
-        "work_processes": dumps({k: int(v) for k, v in d["work_processes"].items()}),
-        "competencies": dumps(list(d.get("competencies") or [])),
+        "work_processes": canonical_text({k: int(v) for k, v in d["work_processes"].items()}),
+        "competencies": canonical_text(list(d.get("competencies") or [])),
         "pre_apprenticeship_hours_count": bool(d.get("pre_apprenticeship_hours_count")),
         "position": event.position,
     }

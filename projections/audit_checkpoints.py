@@ -7,10 +7,11 @@ head (position, hash, chain length) signed with an Ed25519 key the database neve
 published on its own Kafka topic. A rewrite then disagrees with the first genuine
 checkpoint at or after the rewritten entry, however carefully the hashes were recomputed.
 
-This module is pure: the document, its canonical bytes (``projections.common.dumps_bytes``,
-the audit trail's own canonical JSON), signing, the key ring that verifies (current and
-retired keys, named by their RFC 7638 JWK thumbprint), and locating the first rewritten
-entry by comparing stored canonical bytes with the original events.
+This module is pure: the document, its canonical bytes (``canonical_json`` of
+``domain.contract.canonical``, the audit trail's own canonical JSON), signing, the key
+ring that verifies (current and retired keys, named by their RFC 7638 JWK thumbprint), and
+locating the first rewritten entry by comparing stored canonical bytes with the original
+events.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from projections.common import dumps_bytes, loads
+from domain.contract.canonical import canonical_json
+from projections.common import loads
 
 SIGNED_FIELDS = ("position", "global_hash", "count", "created_at", "kid")
 """What the signature covers: everything in the document but the signature itself."""
@@ -50,7 +52,7 @@ def kid_of(key: Ed25519PublicKey) -> str:
     """The key's RFC 7638 JWK thumbprint: anyone holding the public key derives the same
     name, so a checkpoint names its key without trusting a registry."""
     members = {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw_public(key))}
-    return b64url(hashlib.sha256(dumps_bytes(members)).digest())
+    return b64url(hashlib.sha256(canonical_json(members)).digest())
 
 
 def public_jwk(key: Ed25519PublicKey, status: str) -> dict[str, str]:
@@ -84,10 +86,10 @@ class Checkpoint:
     signature: str
 
     def signed_bytes(self) -> bytes:
-        return dumps_bytes({name: getattr(self, name) for name in SIGNED_FIELDS})
+        return canonical_json({name: getattr(self, name) for name in SIGNED_FIELDS})
 
     def to_json(self) -> bytes:
-        return dumps_bytes(asdict(self))
+        return canonical_json(asdict(self))
 
 
 def sign(key: Ed25519PrivateKey, *, position: int, global_hash: str, count: int,

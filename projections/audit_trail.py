@@ -45,7 +45,8 @@ from sqlalchemy import (
     update,
 )
 
-from projections.common import dumps_bytes, hours, insert_rows, load_rows, loads, replace_rows
+from domain.contract.canonical import canonical_json
+from projections.common import hours, insert_rows, load_rows, loads, replace_rows
 from projections.envelope import Envelope
 from projections.tables import metadata as shared_metadata
 
@@ -121,7 +122,7 @@ LIVE_TABLES = make_tables(shared_metadata)
 
 def canonical_bytes(event: Envelope, recorded_at: str | None = None) -> bytes:
     """The event's canonical form: envelope facts and body, sorted keys, no spaces, UTF-8."""
-    return dumps_bytes({
+    return canonical_json({
         "aggregate_id": event.aggregate_id, "aggregate_type": event.aggregate_type,
         "aggregate_version": event.aggregate_version, "data": dict(event.data),
         "event_id": event.event_id, "event_type": event.event_type,

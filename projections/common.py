@@ -1,4 +1,5 @@
-"""Helpers shared by the read models: exact hours, canonical JSON, batched row I/O.
+"""Helpers shared by the read models: exact hours, reading JSON, batched row I/O (writing
+canonical JSON is ``domain.contract.canonical``).
 
 The folds themselves stay pure (no I/O); the storage classes use the two row helpers to
 read the rows a poll's events touch in one query and write them back in one
@@ -27,37 +28,6 @@ CHUNK = 500
 def hours(minutes: int, places: str = "0.01") -> Decimal:
     """Minutes as exact hours, ``Decimal(minutes) / 60`` quantized (half up); never a float."""
     return (Decimal(minutes) / MINUTES_PER_HOUR).quantize(Decimal(places), ROUND_HALF_UP)
-
-
-def dumps_bytes(value: Any) -> bytes:
-    """Canonical JSON as UTF-8 bytes (sorted keys, no spaces, non-ASCII kept): the same
-    value always gives the same bytes, so a rebuilt table equals the live one byte for byte
-    and an audit entry's hash can be recomputed.
-
-    orjson (C) writes exactly what ``json.dumps(value, sort_keys=True, separators=(",",
-    ":"), ensure_ascii=False)`` writes for every value events carry — strings (same
-    escapes), integers, booleans, null, lists, objects with string keys — several times
-    faster; the unit tests compare the two over generated values. What orjson refuses
-    (integers beyond 64 bits, lone surrogates, non-string keys) goes through ``json``.
-    Floats never occur (hours are integer minutes, money decimal strings); orjson would
-    write an exponent as ``1e16`` where ``json`` writes ``1e+16``.
-    """
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return _json_dumps(value).encode("utf-8")
-
-
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def dumps(value: Any) -> str:
-    """Canonical JSON text: ``dumps_bytes`` decoded."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
-    except TypeError:
-        return _json_dumps(value)
 
 
 _LONG_NUMBER = re.compile(r"\d{19}")

@@ -16,7 +16,8 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, select, tuple_
 
-from projections.common import chunks, dumps, insert_rows, load_rows, loads, replace_rows
+from domain.contract.canonical import canonical_text
+from projections.common import chunks, insert_rows, load_rows, loads, replace_rows
 from projections.envelope import Envelope
 from projections.hour_entries import HOUR_EVENTS, Entry, entry_referenced
 
@@ -41,7 +42,8 @@ def make_entry_table(md: MetaData, name: str) -> Table:
 def _to_row(placement_id: str, e: Entry) -> dict[str, Any]:
     return {"placement_id": placement_id, "entry_id": e.entry_id, "work_date": e.work_date,
             "minutes": e.minutes, "kind": e.kind, "status": e.status,
-            "allocations": dumps([list(a) for a in e.allocations]) if e.allocations else "[]",
+            "allocations": (canonical_text([list(a) for a in e.allocations])
+                            if e.allocations else "[]"),
             "supersedes": e.supersedes}
 
 

@@ -18,7 +18,6 @@ least ``min_cell`` wide (``projections/suppression.py``, decision 048).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from domain.contract.canonical import canonical_json
 from domain.learner import LearnerProfile
 from projections.envelope import Envelope
 from projections.hour_entries import APPROVED, ON_THE_JOB, Entry, evolve_entries
@@ -387,14 +387,9 @@ def build_report(
     return body
 
 
-def canonical(report: Mapping[str, Any]) -> bytes:
-    return json.dumps(report, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
-
-
 def content_hash(report: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(
-        canonical({k: v for k, v in report.items() if k != "content_hash"})).hexdigest()
+        canonical_json({k: v for k, v in report.items() if k != "content_hash"})).hexdigest()
 
 
 def difference(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -40,7 +40,8 @@ from sqlalchemy import (
     update,
 )
 
-from projections.common import dumps, evolved, hours, loads, replace_rows
+from domain.contract.canonical import canonical_text
+from projections.common import evolved, hours, loads, replace_rows
 from projections.entry_rows import fold_placement_rows, make_entry_table
 from projections.envelope import Envelope
 from projections.hour_entries import (
@@ -304,8 +305,9 @@ def _to_row(s: ExperienceState) -> dict[str, Any]:
         "ended_on": s.ended_on, "status": s.status, "status_reason": s.status_reason,
         "approved_minutes": s.approved_minutes, "pending_minutes": s.pending_minutes,
         "rejected_minutes": s.rejected_minutes,
-        "evaluations": dumps(list(s.evaluations)), "credentials": dumps(list(s.credentials)),
-        "competencies_signed_off": dumps(list(s.competencies_signed_off)),
+        "evaluations": canonical_text(list(s.evaluations)),
+        "credentials": canonical_text(list(s.credentials)),
+        "competencies_signed_off": canonical_text(list(s.competencies_signed_off)),
         "version": s.version, "position": s.position,
     }
 

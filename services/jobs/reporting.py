@@ -32,8 +32,9 @@ from sqlalchemy import (
     select,
 )
 
+from domain.contract.canonical import canonical_json
 from infra import kafka as kafka_io
-from infra.cloudevents import canonical_json, from_record, to_record
+from infra.cloudevents import from_record, to_record
 from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
 from projections.envelope import Envelope

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from domain.contract.canonical import canonical_json
 from infra.broker import free_port
 from infra.settings import Settings
-from projections.state_report import canonical
 from services.api.auth import issue_token, token_key
 from tests.e2e.test_cli_run import WblRun, wbl_run
 
@@ -137,7 +137,7 @@ def test_the_embedded_default_rolls_up_and_reproduces_after_a_move(
             {"parent_id": "district-s", "reason": "Boundary change"})
         again = as_(api, auditor, "GET", "/reports/state", **PERIOD, min_cell=1,
                     position=cutoff).json()
-        assert canonical(again) == canonical(first)
+        assert canonical_json(again) == canonical_json(first)
         assert again["content_hash"] == first["content_hash"]
         now = as_(api, auditor, "GET", "/reports/state", **PERIOD, min_cell=1).json()
         assert participants(now)["district-s"] == 7

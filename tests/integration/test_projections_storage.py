@@ -15,12 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, Table, select, text
 
+from domain.contract.canonical import canonical_text
 from infra import cloudevents
 from infra.consumer import Delivery, from_record
 from infra.database import read_model_engine
 from infra.settings import Settings
 from projections import apprenticeship_hours, transcript
-from projections.common import dumps, loads
+from projections.common import loads
 from projections.entry_rows import load_entries
 from projections.envelope import Envelope
 from services.workers.projector import Projector
@@ -125,5 +126,5 @@ _json = st.recursive(
 @given(_json)
 def test_canonical_json_is_what_the_json_module_writes(value: Any) -> None:
     reference = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert dumps(value) == reference
+    assert canonical_text(value) == reference
     assert loads(reference) == value

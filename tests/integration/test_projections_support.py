@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from kafka import KafkaProducer
 from sqlalchemy import Engine, func, select
 
+from domain.contract.canonical import canonical_json
 from infra import kafka as kafka_io
-from infra.cloudevents import SPEC_VERSION, TYPE_PREFIX, canonical_json
+from infra.cloudevents import SPEC_VERSION, TYPE_PREFIX
 from infra.settings import Settings
 from projections.audit_trail import LIVE_TABLES as AUDIT
 from projections.envelope import Envelope

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,7 +90,7 @@ def test_a_sponsor_sees_its_apprentices_and_exports_rapids(
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     saved = download.value.path()
-    assert "0159" in open(saved, encoding="utf-8").read()
+    assert "0159" in Path(saved).read_text(encoding="utf-8")
 
 
 def test_another_sponsor_sees_none_of_them(site: Site, world: dict[str, Any],
@@ -132,7 +133,7 @@ def test_an_auditor_keeps_runs_downloads_and_compares_them(
     first_hash = page.locator("dd code").inner_text()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download JSON").click()
-    kept = json.loads(open(download.value.path(), encoding="utf-8").read())
+    kept = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
     assert kept["content_hash"] == first_hash
 
     # more approved hours, then a second run: the page shows what changed
