@@ -67,19 +67,22 @@ TABLES = [("registrations", "Registrations (bulk upload)"),
 @router.get("/sponsor/rapids", response_class=HTMLResponse)
 async def rapids(request: Request, session: Sponsor, api: ApiDep,
                  table: Annotated[str, Query(pattern="^(registrations|status-changes)$")] =
-                 "registrations", offset: Offset = 0) -> HTMLResponse:
+                 "registrations", show: bool = False, offset: Offset = 0) -> HTMLResponse:
+    """The export is computed from the whole event log as of now (reproducible at that
+    cut-off), which takes a while on a large history: it is shown when asked for."""
     problem = None
     export: dict[str, Any] = {"rows": [], "missing": [], "cutoff_position": None}
-    try:
-        export = await api.get("/exports/rapids", sponsor_id=session.organisation_id,
-                               table=table)
-    except Refused as refused:
-        problem = (refused.code, refused.detail)
+    if show:
+        try:
+            export = await api.get("/exports/rapids", sponsor_id=session.organisation_id,
+                                   table=table)
+        except Refused as refused:
+            problem = (refused.code, refused.detail)
     rows = export["rows"]
     shown = rows[offset:offset + PAGE_SIZE]
     columns = list(shown[0]) if shown else []
     return render(request, "sponsor/rapids.html", {
-        "table": table, "tables": TABLES, "rows": shown, "columns": columns,
+        "table": table, "tables": TABLES, "rows": shown, "columns": columns, "show": show,
         "missing": export.get("missing", []), "cutoff": export.get("cutoff_position"),
         "problem": problem, "page": paging(request, offset=offset, shown=len(shown),
                                            total=len(rows))})

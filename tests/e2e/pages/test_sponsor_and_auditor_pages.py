@@ -85,6 +85,7 @@ def test_a_sponsor_sees_its_apprentices_and_exports_rapids(
     expect(row).to_contain_text("2000:00")
     page.get_by_role("link", name="RAPIDS export").click()
     expect(page.get_by_role("heading", name="RAPIDS export")).to_be_visible()
+    page.get_by_role("button", name="Show the rows").click()
     audit_page(page, "sponsor-rapids")
     expect(page.get_by_role("table")).to_contain_text("0159")
     with page.expect_download() as download:
@@ -149,5 +150,6 @@ def test_an_auditor_keeps_runs_downloads_and_compares_them(
     assert page.locator("dd code").inner_text() != first_hash
 
     page.get_by_role("link", name="Audit trail").click()
+    page.get_by_role("button", name="Verify the audit trail now").click()
     expect(page.get_by_role("status")).to_contain_text("Verified")
     audit_page(page, "auditor-audit-trail")
