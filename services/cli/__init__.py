@@ -101,7 +101,8 @@ def run(
         signal.signal(signal.SIGTERM, lambda *_: None)
         signal.signal(signal.SIGINT, lambda *_: None)
         typer.echo(
-            f"wbl-ledger is up: API docs at http://{settings.api_host}:{settings.api_port}/docs "
+            f"wbl-ledger is up: pages at http://{settings.api_host}:{settings.api_port}/ "
+            f"(accounts: wbl users create), API docs at /docs "
             f"(store: {where}; {broker} at {runtime.bootstrap}; Ctrl-C stops)", err=True)
         server.run()
     finally:

@@ -124,7 +124,8 @@ def test_wbl_run_serves_and_restarts_without_loss(tmp_path: Path) -> None:
         assert time.monotonic() - started < 1.0
         bootstrap = api.get("/health").json()["broker"]["bootstrap_servers"]
         assert topic_event_ids(bootstrap, 1) == {f"{accepted['id']}/1"}
-    assert "API docs at http://127.0.0.1:" in log.read_text()
+    assert "pages at http://127.0.0.1:" in log.read_text()
+    assert "API docs at /docs" in log.read_text()
 
     with wbl_run(data_dir, port, log) as api:
         got = api.get(f"/opportunities/{accepted['id']}")
