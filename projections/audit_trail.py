@@ -171,6 +171,11 @@ def _opportunity_closed(_d: Mapping[str, Any]) -> str:
     return "Closed the opportunity to new matches"
 
 
+def _opportunity_revised(d: Mapping[str, Any]) -> str:
+    return (f"Revised opportunity \"{d['title']}\" at {d['employer_name']} ({d['starts_on']} "
+            f"to {d['ends_on']}, capacity {d['capacity']})")
+
+
 def _apprenticeship_program_defined(d: Mapping[str, Any]) -> str:
     return (f"Defined program \"{d['title']}\" of {d['sponsor_name']} ({d['approach']}, "
             f"{d['ojl_hours']} h on-the-job, {d['related_instruction_hours_per_year']} h "
@@ -354,6 +359,7 @@ SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "FileImported": _file_imported,
     "OpportunityPosted": _opportunity_posted,
     "OpportunityClosed": _opportunity_closed,
+    "OpportunityRevised": _opportunity_revised,
     "ApprenticeshipProgramDefined": _apprenticeship_program_defined,
     "LearnerMatched": _learner_matched,
     "AgreementSigned": _agreement_signed,

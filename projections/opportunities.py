@@ -117,6 +117,15 @@ def evolve(view: OpportunityView | None, event: Envelope) -> OpportunityView | N
         )
     if view is None:
         return None
+    if event.event_type == "OpportunityRevised":
+        wage = d.get("hourly_wage")
+        view = replace(
+            view, title=d["title"], employer_name=d["employer_name"], worksite=d["worksite"],
+            occupation_code=d.get("occupation_code"), career_pathway=d.get("career_pathway"),
+            paid=bool(d["paid"]), hourly_wage=Decimal(wage) if wage is not None else None,
+            capacity=int(d["capacity"]), starts_on=date.fromisoformat(d["starts_on"]),
+            ends_on=date.fromisoformat(d["ends_on"]), minimum_age=d.get("minimum_age"),
+            hazardous=bool(d.get("hazardous", False)))
     if event.event_type == "OpportunityClosed":
         view = replace(view, status="closed", closed_reason=d.get("reason"))
     return replace(view, version=event.aggregate_version, position=event.position)

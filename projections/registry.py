@@ -127,7 +127,7 @@ REGISTRY: dict[str, ProjectionKind] = {kind.name: kind for kind in (
     ProjectionKind(
         "opportunities", OpportunityProjection,
         lambda: [opportunities_module.opportunity_view], _fresh_opportunities,
-        handles=frozenset({"OpportunityPosted", "OpportunityClosed"}),
+        handles=frozenset({"OpportunityPosted", "OpportunityRevised", "OpportunityClosed"}),
         ignores=_BOOKKEEPING | _PLACEMENT_STATUS | _CREDENTIALS | HOUR_EVENTS | {
             "ApprenticeshipProgramDefined", "PlacementEvaluated",
             "PriorLearningCreditGranted"}),
@@ -135,7 +135,7 @@ REGISTRY: dict[str, ProjectionKind] = {kind.name: kind for kind in (
         transcript_module.NAME, TranscriptProjection,
         lambda: transcript_module.LIVE_TABLES.all, _fresh_transcripts,
         handles=_PLACEMENT_STATUS | _CREDENTIALS | HOUR_EVENTS | {
-            "OpportunityPosted", "PlacementEvaluated"},
+            "OpportunityPosted", "OpportunityRevised", "PlacementEvaluated"},
         # Opportunity and program facts are joined at query time (decision 022); prior
         # learning credit belongs to the apprenticeship hours, not the transcript line.
         ignores=_BOOKKEEPING | {"OpportunityClosed", "ApprenticeshipProgramDefined",
@@ -146,7 +146,8 @@ REGISTRY: dict[str, ProjectionKind] = {kind.name: kind for kind in (
         handles=_PLACEMENT_STATUS | HOUR_EVENTS | {
             "ApprenticeshipProgramDefined", "PriorLearningCreditGranted"},
         ignores=_BOOKKEEPING | _CREDENTIALS | {
-            "OpportunityPosted", "OpportunityClosed", "PlacementEvaluated"}),
+            "OpportunityPosted", "OpportunityRevised", "OpportunityClosed",
+            "PlacementEvaluated"}),
     ProjectionKind(
         audit_module.NAME, AuditTrailProjection,
         lambda: audit_module.LIVE_TABLES.all, _fresh_audit,

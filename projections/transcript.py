@@ -331,8 +331,10 @@ def _from_row(row: Mapping[str, Any], entries: Mapping[str, Entry]) -> Experienc
 
 
 def opportunity_row(event: Envelope) -> dict[str, Any] | None:
-    """The facts of an opportunity a transcript shows (pure)."""
-    if event.event_type != "OpportunityPosted":
+    """The facts of an opportunity a transcript shows (pure): as posted, then as revised
+    (``OpportunityRevised`` holds the whole offer), so every transcript line names the
+    opportunity as it reads now."""
+    if event.event_type not in ("OpportunityPosted", "OpportunityRevised"):
         return None
     d = event.data
     return {
@@ -716,7 +718,8 @@ class TranscriptProjection:
 
     def apply_many(self, conn: Connection, events: Sequence[Envelope]) -> None:
         t = self.tables
-        opportunities = [r for r in (opportunity_row(e) for e in events) if r is not None]
+        opportunities = list({r["opportunity_id"]: r for r in map(opportunity_row, events)
+                              if r is not None}.values())  # the last of a poll wins
         replace_rows(conn, t.opportunity, t.opportunity.c.opportunity_id, opportunities)
         fold_placement_rows(conn, t.experience, t.experience.c.placement_id, t.entry,
                             events, evolve, _from_row, _to_row)

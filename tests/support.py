@@ -196,6 +196,10 @@ def every_event_type(ledger: Ledger) -> None:
     ledger.set_child_labour_policy(admin, org, policy="flag", reason="work-study exemption")
     ledger.set_child_labour_policy(admin, org, policy="refuse", reason="district rule")
     closed = opportunity()
+    ledger.revise_opportunity(
+        coordinator, closed, title="Apprentice electrician", employer_name="Sparks",
+        worksite="Depot 4", paid=True, hourly_wage=Decimal("18.00"), capacity=2,
+        starts_on=date(2024, 1, 8), ends_on=date(2025, 12, 31))
     ledger.close_opportunity(coordinator, closed, reason="filled")
     program = ledger.define_program(
         sponsor, sponsor_id="jatc", sponsor_name="JATC", title="Inside wireman",

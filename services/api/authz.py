@@ -184,6 +184,7 @@ RULES: dict[str, Rule] = {
     # opportunities
     "POST /opportunities": rule(C, ADM, target=Target.BODY_ORGANISATION),
     "POST /opportunities/{opportunity_id}/close": rule(C, ADM, target=Target.OPPORTUNITY),
+    "POST /opportunities/{opportunity_id}/revise": rule(C, ADM, target=Target.OPPORTUNITY),
     "GET /opportunities/{opportunity_id}": rule(*BROWSERS),
     # what needs a coordinator's attention (issue 17, decision 057)
     "GET /organisations/{organisation_id}/placements-needing-attention": in_organisation(

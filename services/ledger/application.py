@@ -245,6 +245,20 @@ class Ledger(Application[UUID]):
         return self._save_all(opportunity)
 
     @command
+    def revise_opportunity(
+        self,
+        actor: Actor,
+        opportunity_id: UUID,
+        *,
+        expected_version: int | None = None,
+        **terms: Any,
+    ) -> CommandResult:
+        """Record ``OpportunityRevised``: the offer's terms for the matches still to come."""
+        opportunity: Opportunity = self._load(Opportunity, opportunity_id, expected_version)
+        opportunity.revise(actor=actor, revised_on=self.today(), **terms)
+        return self._save_all(opportunity)
+
+    @command
     def close_opportunity(
         self,
         actor: Actor,

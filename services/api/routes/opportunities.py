@@ -1,4 +1,4 @@
-"""Opportunities: post one, close one, read them."""
+"""Opportunities: post one, revise its terms, close it, read them."""
 
 from __future__ import annotations
 
@@ -86,6 +86,43 @@ class PostOpportunity(BaseModel):
         "Work under an FLSA hazardous-occupations order: needs `minimum_age` of 16 or more."))
 
 
+class ReviseOpportunity(BaseModel):
+    """The offer's terms as revised, whole: what later matches copy. Its type and
+    organisation stay; placements already matched keep what they were matched with."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "title": "Robotics technician intern", "employer_name": "Acme Robotics",
+            "worksite": "14 Foundry Rd, Springfield", "occupation_code": "17-3024.01",
+            "career_pathway": "Advanced Manufacturing", "paid": True, "hourly_wage": "17.00",
+            "capacity": 3, "starts_on": "2027-01-11", "ends_on": "2027-06-04",
+            "minimum_age": 16}]},
+    )
+
+    title: str = Field(min_length=1, max_length=500, description="The role as learners see it.")
+    employer_name: str = Field(min_length=1, max_length=500,
+                               description="The employer where the learner works.")
+    worksite: str = Field(min_length=1, max_length=500,
+                          description="Where the work happens (an address or a site name).")
+    occupation_code: str | None = Field(None, pattern=r"^\d{2}-\d{4}(\.\d{2})?$",
+                                        description="O*NET-SOC code")
+    career_pathway: str | None = Field(None, max_length=200, description=(
+        "The career cluster or pathway it belongs to, for reports."))
+    paid: bool = Field(False, description=(
+        "Whether the learner is paid; if so, state `hourly_wage`."))
+    hourly_wage: Decimal | None = Field(None, max_digits=8, decimal_places=2, description=(
+        "Dollars per hour, exact to the cent; required above zero when paid, refused when "
+        "unpaid."))
+    capacity: int = Field(1, ge=1, le=10000, description="How many learners it is offered to.")
+    starts_on: date = Field(description="First day for the placements still to be matched.")
+    ends_on: date = Field(description="Last day (not before `starts_on`).")
+    minimum_age: int | None = Field(None, ge=12, le=99, description=(
+        "Youngest age a learner may be on `starts_on`; at least 16 when hazardous."))
+    hazardous: bool = Field(False, description=(
+        "Work under an FLSA hazardous-occupations order: needs `minimum_age` of 16 or more."))
+
+
 class CloseOpportunity(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=1000, examples=["All places filled"],
@@ -129,6 +166,18 @@ def post_opportunity(
     """Record ``OpportunityPosted``. Answers the event's position for read-your-writes."""
     result = ledger.post_opportunity(actor, expected_version=expected_version(if_match),
                                      **body.model_dump())
+    return accepted(response, result, f"/opportunities/{result.aggregate_id}")
+
+
+@router.post("/{opportunity_id}/revise", response_model=CommandAccepted)
+def revise_opportunity(
+    opportunity_id: UUID, body: ReviseOpportunity, ledger: LedgerDep, actor: ActorDep,
+    response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Record ``OpportunityRevised`` (refused when closed, or when nothing changes)."""
+    result = ledger.revise_opportunity(actor, opportunity_id,
+                                       expected_version=expected_version(if_match),
+                                       **body.model_dump())
     return accepted(response, result, f"/opportunities/{result.aggregate_id}")
 
 

@@ -268,6 +268,57 @@ async def opportunity(request: Request, session: Coordinator, api: ApiDep,
     return _opportunity_page(request, session, found, notice=notice)
 
 
+REVISED_FIELDS = [f for f in OPPORTUNITY_FIELDS if f not in ("wbl_type", "pre_apprenticeship")]
+"""What a revision may change: the type stays (post another opportunity for another)."""
+
+
+def _revision_form(request: Request, session: Session, opportunity: Mapping[str, Any], *,
+                   values: Mapping[str, str], errors: Errors | None = None,
+                   problem: tuple[str, str] | None = None, status_code: int = 200
+                   ) -> HTMLResponse:
+    return _opportunity_form(request, session,
+                             action=f"/coordinator/opportunities/{opportunity['id']}/edit",
+                             heading=f"Revise {opportunity['title']}",
+                             values={**values, "version": str(opportunity["version"])},
+                             errors=errors, problem=problem, status_code=status_code,
+                             opportunity=opportunity)
+
+
+@router.get("/coordinator/opportunities/{opportunity_id}/edit", response_class=HTMLResponse)
+async def revision_form(request: Request, session: Coordinator, api: ApiDep,
+                        opportunity_id: str) -> HTMLResponse:
+    try:
+        found = await _opportunity(api, opportunity_id, None)
+        if not _own(session, found):
+            raise _not_yours()
+    except Refused as refused:
+        return _refused_page(request, refused)
+    return _revision_form(request, session, found, values=_opportunity_values(found))
+
+
+@router.post("/coordinator/opportunities/{opportunity_id}/edit", response_class=HTMLResponse)
+async def revise_opportunity(request: Request, session: Coordinator, api: ApiDep,
+                             opportunity_id: str, form: FormDep) -> Response:
+    """Send the whole offer as revised, with the version the form showed: a change made
+    meanwhile is refused (412) rather than overwritten."""
+    body = {k: v for k, v in _opportunity_body(form).items() if k in REVISED_FIELDS}
+    version = str(form.get("version") or "")
+    try:
+        done = await api.post(f"/opportunities/{quote(opportunity_id, safe='')}/revise",
+                              body, key=form.get("form_id"),
+                              if_match=int(version) if version.isdigit() else None)
+    except Refused as refused:
+        try:
+            found = await _opportunity(api, opportunity_id, None)
+        except Refused as unreadable:
+            return _refused_page(request, unreadable)
+        errors, problem = _errors_of(refused, {f: f for f in REVISED_FIELDS})
+        return _revision_form(request, session, found, values=_values(form), errors=errors,
+                              problem=problem, status_code=_status(refused))
+    return redirect(f"/coordinator/opportunities/{done['id']}?min_position={done['position']}"
+                    "&revised=1")
+
+
 @router.post("/coordinator/opportunities/{opportunity_id}/close", response_class=HTMLResponse)
 async def close_opportunity(request: Request, session: Coordinator, api: ApiDep,
                             opportunity_id: str, form: FormDep) -> Response:

@@ -1,6 +1,6 @@
 """The coordinator's pages in a real Chromium against a running `wbl run`, on both stores
 (issue 17): the main journey (post an opportunity through the form, a refusal beside its
-field with nothing stored, match a learner, the agreement and who has signed, start, the
+field with nothing stored, revise it, match a learner, the agreement and who has signed, start, the
 placement's timeline, what needs attention, the school calendar, an import's validation
 report), and a sample of the authorisation matrix walked in the browser (a coordinator of
 another school sees none of this school's learners, and a direct link to one of its
@@ -153,6 +153,13 @@ def test_a_coordinator_posts_matches_signs_starts_and_follows_up(world: World,
     expect(page.get_by_role("status")).to_contain_text("Opportunity posted")
     expect(page.get_by_role("heading", name="Pharmacy technician intern")).to_be_visible()
     audit_page(page, "coordinator-opportunity")
+    page.get_by_role("link", name="Revise the opportunity").click()
+    expect(page.get_by_label("Title", exact=True)).to_have_value("Pharmacy technician intern")
+    page.get_by_label("Places").fill("3")
+    audit_page(page, "coordinator-opportunity-revise")
+    page.get_by_role("button", name="Save the revision").click()
+    expect(page.get_by_role("status")).to_contain_text("Opportunity revised")
+    expect(page.locator("dl.facts dt:text-is('Places') + dd")).to_have_text("3")
 
     # match a learner, then the agreement: who signs and who has signed
     page.get_by_role("link", name="Match a learner").click()
