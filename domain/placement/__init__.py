@@ -492,6 +492,7 @@ class Placement(Aggregate):
         approved entry leaves that entry standing (and correctable again)."""
         entry = self.entries[entry_id]
         entry.status = EntryStatus.REJECTED
+        entry.rejection_reason = reason
         if entry.pending_over is not None:
             self.entries[entry.pending_over].superseded_by = None
 
@@ -611,7 +612,7 @@ class Placement(Aggregate):
             end_time=parse_clock(end_time, "end_time"), allocations=dict(allocations),
             logged_by=actor_id, school_day=school_day, school_week=school_week,
             supersedes=supersedes, child_labour_flags=list(child_labour_flags),
-            pending_over=pending_over,
+            pending_over=pending_over, correction_reason=reason,
         )
 
     # -- who reviews: the supervisor, or a proxy approver -----------------------------

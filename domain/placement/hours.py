@@ -68,6 +68,12 @@ class HourEntry:
     """When the event that logged (or corrected into) this entry was recorded: how long it
     has waited for the supervisor (approval digests, reminders, overdue approvals). Taken
     from the event's own timestamp, so it is not a field of any event."""
+    rejection_reason: str | None = None
+    """Why the supervisor rejected the entry (``HoursRejected.reason``): the learner sees it
+    beside the entry, to correct it."""
+    correction_reason: str | None = None
+    """For a correction: why it replaces the entry it supersedes (``HoursCorrected.reason``),
+    which the supervisor reads before approving it."""
 
     @property
     def active(self) -> bool:

@@ -181,16 +181,16 @@ RULES: dict[str, Rule] = {
     "POST /organisations/{organisation_id}/calendar/exceptions": in_organisation(C, ADM),
     "GET /organisations/{organisation_id}/calendar": rule(*BROWSERS),
     "GET /organisations/{organisation_id}/calendar/days/{day}": rule(*BROWSERS),
-    # opportunities
-    "POST /opportunities": rule(C, ADM, target=Target.BODY_ORGANISATION),
-    "POST /opportunities/{opportunity_id}/close": rule(C, ADM, target=Target.OPPORTUNITY),
-    "POST /opportunities/{opportunity_id}/revise": rule(C, ADM, target=Target.OPPORTUNITY),
-    "GET /opportunities/{opportunity_id}": rule(*BROWSERS),
     # what needs a coordinator's attention (issue 17, decision 057)
     "GET /organisations/{organisation_id}/placements-needing-attention": in_organisation(
         C, A, ADM),
     # CSV imports over HTTP, confined to the organisation in the body (as `wbl import`)
     "POST /imports": rule(C, ADM, target=Target.BODY_ORGANISATION),
+    # opportunities
+    "POST /opportunities": rule(C, ADM, target=Target.BODY_ORGANISATION),
+    "POST /opportunities/{opportunity_id}/close": rule(C, ADM, target=Target.OPPORTUNITY),
+    "POST /opportunities/{opportunity_id}/revise": rule(C, ADM, target=Target.OPPORTUNITY),
+    "GET /opportunities/{opportunity_id}": rule(*BROWSERS),
     "GET /opportunities": rule(*BROWSERS),
     # apprenticeship programs
     "POST /programs": rule(SP, ADM, target=Target.BODY_SPONSOR),
@@ -240,6 +240,7 @@ RULES: dict[str, Rule] = {
         L, C, A, ADM),
     "GET /learners/{learner_id}/clr": of_learner(L, C, A, ADM),
     "GET /learners/{learner_id}/apprenticeship-hours": of_learner(L, C, A, ADM),
+    "GET /placements/{placement_id}/apprenticeship-hours": placement(*READERS),
     "GET /transcripts/experiences": scoped_query(S, C, SP, A, ADM),
     "GET /apprenticeship-hours": scoped_query(C, SP, A, ADM),
     "GET /audit-trail": scoped_query(C, A, ADM),

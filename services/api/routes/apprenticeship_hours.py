@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from services.api.deps import ActorDep, EngineDep, RuntimeDep, SettingsDep
+from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
 from services.api.routes.transcripts import (
     LearnerId,
@@ -129,3 +131,26 @@ def list_hours(
             conn, program_id=program_id, sponsor_id=sponsor_id,
             organisation_id=organisation_id, status=status, limit=limit, offset=offset)
     return [ProgressOut.model_validate(p) for p in found]
+
+
+@router.get("/placements/{placement_id}/apprenticeship-hours", response_model=ProgressOut,
+            responses=PROBLEM_RESPONSES)
+def placement_hours(
+    placement_id: UUID, runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep,
+    actor: ActorDep, min_position: MinPosition = None,
+) -> ProgressOut:
+    """One placement's progress, for whoever may read the placement (its learner and
+    supervisor, its organisation's coordinators, its program's sponsor, auditors): toward
+    the apprenticeship for an apprenticeship, approved hours for any other placement.
+    404 ``progress-not-projected`` while the read models have not read the placement yet
+    (pass the command's ``min_position`` to wait for it)."""
+    read_your_writes(runtime, settings, min_position, str(placement_id))
+    with engine.connect() as conn:
+        found = ApprenticeshipHoursProjection().progress(
+            conn, placement_id=str(placement_id), apprenticeships_only=False, limit=1)
+    if not found:
+        raise ProblemError(404, "progress-not-projected", "Not in the read models yet",
+                           "The read models do not hold this placement yet; read it again "
+                           "shortly, or pass the command's min_position.",
+                           field="placement_id")
+    return ProgressOut.model_validate(found[0])

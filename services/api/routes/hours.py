@@ -138,6 +138,10 @@ class HourEntryOut(BaseModel):
     pending_over: str | None = Field(None, description="For a correction awaiting approval: "
                                      "the approved entry that counts until it is approved.")
     child_labour_flags: list[str]
+    rejection_reason: str | None = Field(None, description="Why the supervisor rejected "
+                                         "the entry (the learner corrects it from this).")
+    correction_reason: str | None = Field(None, description="For a correction: why it "
+                                          "replaces the entry it supersedes.")
 
     @classmethod
     def of(cls, e: HourEntry) -> HourEntryOut:
@@ -149,6 +153,7 @@ class HourEntryOut(BaseModel):
             school_week=e.school_week, status=e.status.value, supersedes=e.supersedes,
             superseded_by=e.superseded_by, pending_over=e.pending_over,
             child_labour_flags=list(e.child_labour_flags),
+            rejection_reason=e.rejection_reason, correction_reason=e.correction_reason,
         )
 
 

@@ -212,9 +212,10 @@ def test_rejection_needs_a_reason() -> None:
     with refused(placement, RuleViolated, "reason-required"):
         placement.reject_hours(actor=SUPERVISOR, entry_id=entry_id, reason="  ",
                                rejected_on=TODAY, today=TODAY)
-    placement.reject_hours(actor=SUPERVISOR, entry_id=entry_id, reason="not on rota",
+    placement.reject_hours(actor=SUPERVISOR, entry_id=entry_id, reason=" not on rota ",
                            rejected_on=TODAY, today=TODAY)
     assert placement.entries[entry_id].status is EntryStatus.REJECTED
+    assert placement.entries[entry_id].rejection_reason == "not on rota"  # the learner sees it
     with refused(placement, WrongState, "entry-not-pending"):
         approve(placement, entry_id)
 
@@ -243,6 +244,7 @@ def test_a_correction_is_a_new_entry_and_the_original_stays_in_history() -> None
     assert placement.entries[old].minutes == 240
     assert placement.entries[new].supersedes == old
     assert placement.entries[new].pending_over == old
+    assert placement.entries[new].correction_reason == "was 3 h"  # the supervisor reads it
     assert placement.approved_minutes() == 240
     approve(placement, new)
     assert placement.entries[old].status is EntryStatus.SUPERSEDED
