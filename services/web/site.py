@@ -11,12 +11,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from infra.settings import Settings
 from services.api.app import create_app
 from services.bootstrap import Runtime
+from services.web.api_client import Refused
 from services.web.deps import CsrfRefused, RoleRefused, SignInRequired, render
 from services.web.parts import HERE
-from services.web.routes import approval_links, auditor, coordinator, home, sign_in, sponsor
+from services.web.routes import (
+    approval_links,
+    auditor,
+    coordinator,
+    home,
+    learner,
+    sign_in,
+    sponsor,
+    supervisor,
+)
 
 PAGE_ROUTERS = [sign_in.router, home.router, sponsor.router, auditor.router,
-                approval_links.router,
+                approval_links.router, learner.router, supervisor.router,
                 coordinator.router]
 """Routers of the pages; each role's module adds its own here."""
 
@@ -69,6 +79,14 @@ def install_pages(app: FastAPI) -> None:
         return render(request, "error.html", {"code": "csrf-token-missing", "message":
                       "This form had expired or came from another site; nothing was "
                       "recorded. Open the page again and resend it."}, status_code=403)
+
+    @app.exception_handler(Refused)
+    async def api_refused(request: Request, error: Refused) -> HTMLResponse:
+        """A page's read the API refused (another person's placement: its 404 or 403)
+        becomes a page with the API's status, rule and words, and nothing more."""
+        status = error.status if 400 <= error.status < 500 else 502
+        return render(request, "error.html", {"code": error.code, "message": error.detail},
+                      status_code=status)
 
     @app.exception_handler(RoleRefused)
     async def role_refused(request: Request, _: RoleRefused) -> HTMLResponse:
