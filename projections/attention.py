@@ -8,8 +8,9 @@ Four reasons, each something a coordinator acts on:
 - ``no-recent-hours``: an active placement with no hours dated in the last 14 days (any
   entry, whatever its outcome), counted from its first day when it has none yet;
 - ``approval-overdue``: an entry still awaiting its supervisor's decision more than 7 days
-  after it was logged (when the store recorded its ``HoursLogged``/``HoursCorrected``, read
-  from the audit trail; the work date is only the prefilter: nobody logs a future day);
+  (``WBL_APPROVAL_OVERDUE_DAYS``) after it was logged: when the store recorded its
+  ``HoursLogged``/``HoursCorrected``, read from the audit trail (the work date is only the
+  prefilter: nobody logs a future day);
 - ``minor-flagged``: an active entry (awaiting a decision or approved) of a minor's
   placement recorded with child-labour flags, because the organisation's policy flags
   rather than refuses hours beyond the FLSA limits for 14- and 15-year-olds (29 CFR 570.35);
@@ -26,13 +27,14 @@ filters rows and only the few that match are parsed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, tuple_
 
 from domain.calendar import school_year_of
 from projections.audit_trail import LIVE_TABLES as AUDIT
@@ -45,6 +47,9 @@ OPEN_STATUSES = ("matched", "active", "suspended")
 HOUR_EVENTS = ("HoursLogged", "HoursCorrected")
 ACTIVE_ENTRY = ("logged", "approved")
 MINOR_MARK = '"minor_during_placement":true'
+ENTRY_ID = re.compile(r'"entry_id":"([^"\\]*)"')
+"""An hour event's entry id, read off its canonical JSON without parsing all of it (the key
+is unique in the document: the envelope's own keys are ``event_id``, ``aggregate_id``...)."""
 FLAGGED_MARK = '"child_labour_flags":["'
 
 
@@ -85,11 +90,12 @@ def school_years_between(first: date, last: date) -> list[str]:
 
 def placements_needing_attention(
     conn: Connection, *, organisation_id: str, now: datetime,
-    recorded_school_years: Collection[str],
+    recorded_school_years: Collection[str], pending_days: int = PENDING_DAYS,
 ) -> list[NeedsAttention]:
     """The organisation's open placements with at least one reason, those with the most
-    reasons first. ``now`` is timezone-aware; ``recorded_school_years`` are
-    the years the organisation's calendar holds."""
+    reasons first. ``now`` is timezone-aware; ``recorded_school_years`` are the years the
+    organisation's calendar holds; ``pending_days`` is when an approval is overdue (the
+    deployment's ``WBL_APPROVAL_OVERDUE_DAYS``, as the approval reminders count it)."""
     today = now.date()
     x, o = TRANSCRIPT.experience, TRANSCRIPT.opportunity
     rows = conn.execute(
@@ -104,7 +110,7 @@ def placements_needing_attention(
     active = [p for p in ids if placements[p]["status"] == "active"]
     minors = _minors(conn, ids)
     last_dates = _last_work_dates(conn, active)
-    overdue = _overdue(conn, ids, now)
+    overdue = _overdue(conn, ids, now - timedelta(days=pending_days))
     flags = _flags(conn, sorted(minors))
 
     found: list[NeedsAttention] = []
@@ -176,11 +182,10 @@ def _last_work_dates(conn: Connection, placement_ids: Sequence[str]) -> dict[str
     return found
 
 
-def _overdue(conn: Connection, placement_ids: Sequence[str], now: datetime
+def _overdue(conn: Connection, placement_ids: Sequence[str], cutoff: datetime
              ) -> dict[str, list[datetime]]:
-    """Per placement, when each entry awaiting a decision for over ``PENDING_DAYS`` was
-    logged."""
-    cutoff = now - timedelta(days=PENDING_DAYS)
+    """Per placement, when each entry still awaiting a decision that was logged before
+    ``cutoff`` was logged."""
     h, e = TRANSCRIPT.entry, AUDIT.entry
     waiting: dict[tuple[str, str], str] = {}
     for part in chunks(placement_ids):
@@ -199,8 +204,8 @@ def _overdue(conn: Connection, placement_ids: Sequence[str], now: datetime
                 select(e.c.placement_id, e.c.recorded_at, e.c.event)
                 .where(e.c.placement_id.in_(part), e.c.event_type.in_(HOUR_EVENTS),
                        e.c.business_date.in_(dates))):
-            entry_id = _data(event).get("entry_id")
-            if (str(placement_id), str(entry_id)) not in waiting:
+            found_id = ENTRY_ID.search(event)
+            if found_id is None or (str(placement_id), found_id.group(1)) not in waiting:
                 continue
             logged_at = datetime.fromisoformat(recorded_at)
             if logged_at.tzinfo is None:  # the store records in UTC
@@ -223,10 +228,11 @@ def _flags(conn: Connection, placement_ids: Sequence[str]) -> dict[str, tuple[st
             flagged[(str(placement_id), str(data.get("entry_id")))] = [
                 str(f) for f in data.get("child_labour_flags") or []]
     found: dict[str, set[str]] = {}
-    for part in chunks(sorted({p for p, _ in flagged})):
+    for part in chunks(sorted(flagged), 400):  # only the flagged entries' rows
         for placement_id, entry_id in conn.execute(
                 select(h.c.placement_id, h.c.entry_id)
-                .where(h.c.placement_id.in_(part), h.c.status.in_(ACTIVE_ENTRY))):
+                .where(tuple_(h.c.placement_id, h.c.entry_id).in_(part),
+                       h.c.status.in_(ACTIVE_ENTRY))):
             codes = flagged.get((str(placement_id), str(entry_id)))
             if codes:
                 found.setdefault(str(placement_id), set()).update(codes)

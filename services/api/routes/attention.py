@@ -44,7 +44,8 @@ class NeedsAttentionOut(BaseModel):
     minor: bool = Field(description="The learner is under 18 on some day of the placement.")
     last_work_date: date | None = Field(description="The latest day with hours logged.")
     overdue_entries: int = Field(description=(
-        f"Entries awaiting a decision more than {PENDING_DAYS} days after they were logged."))
+        f"Entries awaiting a decision more than {PENDING_DAYS} days (WBL_APPROVAL_OVERDUE_DAYS) "
+        "after they were logged."))
     oldest_overdue_logged_at: UtcDateTime | None
     flags: list[str] = Field(description=(
         "Child-labour flags on the placement's active entries (29 CFR 570.35)."))
@@ -52,7 +53,8 @@ class NeedsAttentionOut(BaseModel):
         "School years the placement reaches that the organisation's calendar lacks."))
     reasons: list[Reason] = Field(description=(
         f"`no-recent-hours` (active, nothing dated in the last {NO_HOURS_DAYS} days), "
-        f"`approval-overdue` (pending over {PENDING_DAYS} days), `minor-flagged`, "
+        f"`approval-overdue` (pending over {PENDING_DAYS} days, WBL_APPROVAL_OVERDUE_DAYS), "
+        "`minor-flagged`, "
         "`calendar-missing`."))
 
     @classmethod
@@ -97,8 +99,9 @@ async def placements_needing_attention_of(
         years = set(calendar.years) if calendar is not None else set()
         now = datetime.now(UTC)
         with engine.connect() as conn:
-            every = placements_needing_attention(conn, organisation_id=organisation_id,
-                                                 now=now, recorded_school_years=years)
+            every = placements_needing_attention(
+                conn, organisation_id=organisation_id, now=now, recorded_school_years=years,
+                pending_days=settings.approval_overdue_days)
         chosen = [a for a in every if reason is None or reason in a.reasons]
         return PlacementsNeedingAttention(
             organisation_id=organisation_id, as_of=now, total=len(chosen),
