@@ -225,15 +225,14 @@ async def post_opportunity(request: Request, session: Coordinator, api: ApiDep,
                     "&posted=1")
 
 
-async def _opportunity(api: Api, opportunity_id: str, min_position: int | None
-                       ) -> dict[str, Any]:
+async def _opportunity(api: Api, session: Session, opportunity_id: str,
+                       min_position: int | None) -> dict[str, Any]:
+    """One of the organisation's own opportunities (another's answers as unknown)."""
     found: dict[str, Any] = await api.get(f"/opportunities/{quote(opportunity_id, safe='')}",
                                           min_position=min_position)
+    if found.get("organisation_id") != session.organisation_id:
+        raise _not_yours()
     return found
-
-
-def _own(session: Session, record: Mapping[str, Any]) -> bool:
-    return record.get("organisation_id") == session.organisation_id
 
 
 def _not_yours() -> Refused:
@@ -258,9 +257,7 @@ async def opportunity(request: Request, session: Coordinator, api: ApiDep,
                       posted: Filter = "", closed: Filter = "", revised: Filter = ""
                       ) -> HTMLResponse:
     try:
-        found = await _opportunity(api, opportunity_id, min_position)
-        if not _own(session, found):
-            raise _not_yours()
+        found = await _opportunity(api, session, opportunity_id, min_position)
     except Refused as refused:
         return _refused_page(request, refused)
     notice = ("Opportunity posted." if posted else "Opportunity closed." if closed else
@@ -288,9 +285,7 @@ def _revision_form(request: Request, session: Session, opportunity: Mapping[str,
 async def revision_form(request: Request, session: Coordinator, api: ApiDep,
                         opportunity_id: str) -> HTMLResponse:
     try:
-        found = await _opportunity(api, opportunity_id, None)
-        if not _own(session, found):
-            raise _not_yours()
+        found = await _opportunity(api, session, opportunity_id, None)
     except Refused as refused:
         return _refused_page(request, refused)
     return _revision_form(request, session, found, values=_opportunity_values(found))
@@ -309,7 +304,7 @@ async def revise_opportunity(request: Request, session: Coordinator, api: ApiDep
                               if_match=int(version) if version.isdigit() else None)
     except Refused as refused:
         try:
-            found = await _opportunity(api, opportunity_id, None)
+            found = await _opportunity(api, session, opportunity_id, None)
         except Refused as unreadable:
             return _refused_page(request, unreadable)
         errors, problem = _errors_of(refused, {f: f for f in REVISED_FIELDS})
@@ -328,7 +323,7 @@ async def close_opportunity(request: Request, session: Coordinator, api: ApiDep,
                               key=form.get("form_id"))
     except Refused as refused:
         try:
-            found = await _opportunity(api, opportunity_id, None)
+            found = await _opportunity(api, session, opportunity_id, None)
         except Refused as unreadable:
             return _refused_page(request, unreadable)
         errors, problem = _errors_of(refused, {"reason": "reason"})
@@ -362,9 +357,7 @@ async def _match_page(request: Request, session: Session, api: Api,
 async def match_form(request: Request, session: Coordinator, api: ApiDep,
                      opportunity_id: str) -> HTMLResponse:
     try:
-        found = await _opportunity(api, opportunity_id, None)
-        if not _own(session, found):
-            raise _not_yours()
+        found = await _opportunity(api, session, opportunity_id, None)
     except Refused as refused:
         return _refused_page(request, refused)
     return await _match_page(request, session, api, found, values={})
@@ -385,7 +378,7 @@ async def match_learner(request: Request, session: Coordinator, api: ApiDep,
         done = await api.post("/placements", body, key=form.get("form_id"))
     except Refused as refused:
         try:
-            found = await _opportunity(api, opportunity_id, None)
+            found = await _opportunity(api, session, opportunity_id, None)
         except Refused as unreadable:
             return _refused_page(request, unreadable)
         errors, problem = _errors_of(refused, MATCH_FIELDS)
@@ -429,7 +422,7 @@ async def _placement_page(request: Request, session: Session, api: Api, placemen
         return _refused_page(request, refused)
     opportunity: dict[str, Any] | None
     try:
-        opportunity = await _opportunity(api, placement["opportunity_id"], None)
+        opportunity = await _opportunity(api, session, placement["opportunity_id"], None)
     except Refused:
         opportunity = None
     required = placement["required_parties"]
