@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     insert,
     select,
     update,
@@ -45,6 +46,7 @@ from projections.common import evolved, hours, loads, replace_rows
 from projections.entry_rows import fold_placement_rows, make_entry_table
 from projections.envelope import Envelope
 from projections.hour_entries import (
+    LOGGED,
     ON_THE_JOB,
     RELATED_INSTRUCTION,
     SLOT,
@@ -773,6 +775,29 @@ class TranscriptProjection:
         return [int(r[0]) for r in rows]
 
     # -- queries ------------------------------------------------------------------------
+
+    def pending_entries(
+        self, conn: Connection, *, supervisor_id: str, learner_id: str | None = None,
+        kind: str | None = None, limit: int = 100, offset: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Entries awaiting a supervisor's review across their placements, oldest work date
+        first, and how many there are: one query over the entries table, however many
+        placements the supervisor has."""
+        x, e = self.tables.experience, self.tables.entry
+        where = [x.c.supervisor_id == supervisor_id, e.c.status == LOGGED]
+        if learner_id:
+            where.append(x.c.learner_id == learner_id)
+        if kind:
+            where.append(e.c.kind == kind)
+        joined = e.join(x, x.c.placement_id == e.c.placement_id)
+        total = conn.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
+        rows = conn.execute(
+            select(e.c.placement_id, e.c.entry_id, e.c.work_date, e.c.minutes, e.c.kind,
+                   x.c.learner_id, x.c.organisation_id)
+            .select_from(joined).where(*where)
+            .order_by(e.c.work_date, x.c.learner_id, e.c.entry_id)
+            .limit(limit).offset(offset)).mappings().all()
+        return int(total), [dict(r) for r in rows]
 
     def experiences(
         self, conn: Connection, *, learner_id: str | None = None,

@@ -184,6 +184,7 @@ ENDPOINTS: dict[str, Request] = {
     "placement_apprenticeship_hours": ("GET", lambda w: f"{_p(w)}/apprenticeship-hours",
                                        lambda w, a: None),
     "list_experiences": ("GET", lambda w: "/transcripts/experiences", lambda w, a: None),
+    "pending_hours": ("GET", lambda w: "/pending-hours", lambda w, a: None),
     "list_apprenticeship_hours": ("GET", lambda w: "/apprenticeship-hours", lambda w, a: None),
     "audit_trail": ("GET", lambda w: "/audit-trail", lambda w, a: None),
     "verify_audit_trail": ("GET", lambda w: "/audit-trail/verify", lambda w, a: None),
@@ -202,7 +203,8 @@ ENDPOINTS: dict[str, Request] = {
     "research_placements": ("GET", lambda w: "/research/placements", lambda w, a: None),
     "research_learners": ("GET", lambda w: "/research/learners", lambda w, a: None),
 }
-SCOPED = {"list_experiences", "list_apprenticeship_hours", "audit_trail", "rapids_export"}
+SCOPED = {"pending_hours", "list_experiences", "list_apprenticeship_hours", "audit_trail",
+          "rapids_export"}
 
 KEYS: dict[str, str] = {
     "health": "GET /health", "metrics": "GET /metrics", "whoami": "GET /me",
@@ -270,6 +272,7 @@ KEYS: dict[str, str] = {
     "learner_apprenticeship_hours": "GET /learners/{learner_id}/apprenticeship-hours",
     "placement_apprenticeship_hours": "GET /placements/{placement_id}/apprenticeship-hours",
     "list_experiences": "GET /transcripts/experiences",
+    "pending_hours": "GET /pending-hours",
     "list_apprenticeship_hours": "GET /apprenticeship-hours",
     "audit_trail": "GET /audit-trail",
     "verify_audit_trail": "GET /audit-trail/verify",
@@ -379,6 +382,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "learner_clr": expect({"learner", "coord_a", "auditor", "admin"}),
     "learner_apprenticeship_hours": expect({"learner", "coord_a", "auditor", "admin"}),
     "placement_apprenticeship_hours": expect(PLACEMENT_READERS, HIDDEN_FROM_READERS),
+    "pending_hours": expect({"supervisor", "supervisor_other", "admin"}),
     "list_experiences": expect({"supervisor", "supervisor_other", "coord_a", "coord_b",
                                 "sponsor", "sponsor_other", "auditor", "admin"}),
     "list_apprenticeship_hours": expect({"sponsor", "sponsor_other", "coord_a", "coord_b",
@@ -512,6 +516,7 @@ def test_an_unknown_placement_looks_the_same_to_everyone_who_could_read_one(
     ("list_experiences", "coord_a", "organisation_id=district-b"),
     ("list_experiences", "coord_a", ""),
     ("list_experiences", "supervisor", "supervisor_id=sup-2"),
+    ("pending_hours", "supervisor", "supervisor_id=sup-2"),
     ("list_experiences", "sponsor", "sponsor_id=sponsor-b"),
     ("list_apprenticeship_hours", "sponsor", "sponsor_id=sponsor-b"),
     ("list_apprenticeship_hours", "coord_b", "organisation_id=district-a"),

@@ -223,6 +223,41 @@ def list_experiences(
     return [ExperienceOut.of(e, config) for e in found]
 
 
+class PendingEntryOut(BaseModel):
+    placement_id: str
+    entry_id: str
+    learner_id: str
+    organisation_id: str
+    work_date: str
+    minutes: int
+    kind: str
+
+
+class PendingHoursOut(BaseModel):
+    total: int = Field(description="Entries awaiting review in all (not only this page).")
+    entries: list[PendingEntryOut]
+
+
+@router.get("/pending-hours", response_model=PendingHoursOut, responses=PROBLEM_RESPONSES)
+def pending_hours(
+    runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep, actor: ActorDep,
+    supervisor_id: Annotated[str, Query(min_length=1, max_length=200, description=(
+        "Whose review the entries await (a supervisor names themself)."))],
+    learner_id: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[Literal["on_the_job", "related_instruction"] | None, Query()] = None,
+    limit: Limit = 100, offset: Offset = 0, min_position: MinPosition = None,
+) -> PendingHoursOut:
+    """Hour entries awaiting a supervisor's review across all their placements, oldest work
+    date first, from the read models (one query however many placements): the supervisor's
+    approval queue. ``GET /placements/{id}/hours`` has an entry's every detail."""
+    read_your_writes(runtime, settings, min_position)
+    with engine.connect() as conn:
+        total, rows = TranscriptProjection().pending_entries(
+            conn, supervisor_id=supervisor_id, learner_id=learner_id, kind=kind, limit=limit,
+            offset=offset)
+    return PendingHoursOut(total=total, entries=[PendingEntryOut(**r) for r in rows])
+
+
 @router.get("/learners/{learner_id}/credentials/{credential_id}/open-badge",
             responses=PROBLEM_RESPONSES)
 def credential_open_badge(

@@ -79,43 +79,54 @@ async def _my_placements(api: Api, session: Session, **params: Any) -> list[dict
 async def _queue(request: Request, api: Api, session: Session, *, status_code: int = 200,
                  **extra: Any) -> HTMLResponse:
     """Every pending entry of my placements, oldest work date first, with filters by
-    learner and kind, a page at a time. The entries come from the ledger
-    (``GET /placements/{id}/hours``), so an entry logged a moment ago is already here."""
-    experiences = await _my_placements(
-        api, session, min_position=request.query_params.get("min_position"))
+    learner and kind, a page at a time. The page of entries comes from one read-model
+    query (``GET /pending-hours``), whatever the number of placements; each entry's details
+    (allocations, a correction's reason, minors' flags) from the ledger, for the few
+    placements on this page only (``GET /placements/{id}/hours``)."""
+    min_position = request.query_params.get("min_position")
+    experiences = await _my_placements(api, session, min_position=min_position)
     by_placement = {e["placement_id"]: e for e in experiences}
-    open_ = [e for e in experiences
-             if e["status"] in OPEN_STATUSES or e["pending_minutes"]]
-    answers = await gather_bounded(api.get(f"/placements/{e['placement_id']}/hours")
-                                   for e in open_)
     learner = request.query_params.get("learner", "")
     kind = request.query_params.get("kind", "")
-    known: dict[tuple[str, str], dict[str, Any]] = {}
-    pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for experience, hours in zip(open_, answers, strict=True):
-        for entry in hours["entries"]:
-            known[(experience["placement_id"], entry["entry_id"])] = entry
-            if entry["status"] != "logged":
-                continue
-            if learner and experience["learner_id"] != learner:
-                continue
-            if kind and entry["kind"] != kind:
-                continue
-            pending.append((experience, entry))
-    pending.sort(key=lambda pair: (pair[1]["work_date"], pair[0]["learner_id"],
-                                   pair[1].get("start_time") or ""))
     offset = offset_of(request)
-    shown = pending[offset:offset + PAGE_SIZE]
+    found = await api.get("/pending-hours", supervisor_id=session.person_id,
+                          learner_id=learner, kind=kind, limit=PAGE_SIZE, offset=offset,
+                          min_position=min_position)
+    mine_in_outcome = [p for p in _outcome_placements(request) if p in by_placement]
+    wanted = list(dict.fromkeys([row["placement_id"] for row in found["entries"]]
+                                + mine_in_outcome))
+    answers = await gather_bounded(api.get(f"/placements/{p}/hours") for p in wanted)
+    known: dict[tuple[str, str], dict[str, Any]] = {
+        (placement_id, entry["entry_id"]): entry
+        for placement_id, hours in zip(wanted, answers, strict=True)
+        for entry in hours["entries"]}
+    shown: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for row in found["entries"]:
+        entry = known.get((row["placement_id"], row["entry_id"]))
+        if entry is None or entry["status"] != "logged":
+            continue  # decided since the read model was written
+        shown.append((by_placement.get(row["placement_id"]) or row, entry))
     learners = sorted({e["learner_id"] for e in experiences})
     return render(request, "supervisor/queue.html", {
-        "items": shown, "page": paging(request, offset=offset, shown=len(shown),
-                                       total=len(pending)),
+        "items": shown, "page": paging(request, offset=offset, shown=len(found["entries"]),
+                                       total=found["total"]),
         "learner": learner, "kind": kind,
         "learner_options": [("", "All learners"), *((x, x) for x in learners)],
         "kind_options": [("", "Both kinds"), *KINDS],
         "outcome": _read_outcome(request, by_placement, known),
         "flash": DONE.get(request.query_params.get("done", "")), **extra},
         status_code=status_code)
+
+
+def _outcome_placements(request: Request) -> list[str]:
+    token = request.query_params.get("outcome")
+    if not token:
+        return []
+    try:
+        items = _outcomes(request).loads(token, max_age=OUTCOME_SECONDS)
+    except BadSignature:
+        return []
+    return [str(item[0]) for item in items]
 
 
 def _read_outcome(request: Request, placements: dict[str, dict[str, Any]],
