@@ -25,10 +25,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from domain.contract.envelope import Envelope
 from infra.consumer import Delivery
 from infra.database import read_model_engine
 from infra.settings import Settings
-from projections.envelope import Envelope
 from services.workers.projector import Projector
 
 

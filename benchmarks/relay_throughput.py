@@ -21,9 +21,9 @@ import uuid
 from pathlib import Path
 
 from benchmarks.workload import write_history
+from domain.contract.cloudevents import to_record
 from infra import kafka as kafka_io
 from infra.broker import LocalBroker
-from infra.cloudevents import to_record
 from infra.settings import Settings
 from services.bootstrap import build_ledger
 from services.ledger import BirthDatesInMemory, Ledger

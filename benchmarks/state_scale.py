@@ -56,9 +56,9 @@ from benchmarks import api_commands
 from benchmarks.replay_projections import PARTITIONS, raw_consume, replay
 from benchmarks.state_year import StateYear, write_profiles, write_store
 from domain.actor import Role
+from domain.contract.envelope import Envelope
 from infra.broker import LocalBroker, free_port
 from infra.settings import Settings
-from projections.envelope import Envelope
 from services.api.auth import issue_token, token_key
 from services.bootstrap import build_ledger, build_vault
 from services.ledger import BirthDatesInMemory

@@ -34,7 +34,7 @@ recorded a little after it happened. A placement makes about 41 events: some 24 
 (the issue's "about 30" counts these) and 17 learner-day events beside them.
 
 **Envelopes, not commands (why).** The generator writes the published form of each event
-(``projections.envelope.Envelope``, as ``tests/unit/projections/history.py`` does) rather
+(``domain.contract.envelope.Envelope``, as ``tests/unit/projections/history.py`` does) rather
 than calling the ledger's commands in-process. Commands check every rule but run at about
 2,000 a second on this machine (a state-year of 15 M events would take over two hours to
 write, a 5 M history 45 minutes, before anything is measured); envelopes come out at about
@@ -82,7 +82,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 from sqlalchemy import insert
 
-from domain.catalogue import AGGREGATES
+from domain.contract.catalogue import AGGREGATES
+from domain.contract.envelope import Envelope
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
 from domain.learner_day import LearnerDay
 from domain.organisation import Organisation

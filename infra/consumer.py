@@ -19,15 +19,15 @@ from enum import Enum
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from infra.cloudevents import TYPE_PREFIX, MalformedRecord
+from domain.contract.cloudevents import TYPE_PREFIX, MalformedRecord
+from domain.contract.envelope import Envelope
 from projections.common import loads
-from projections.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
 
 def from_record(headers: list[tuple[str, bytes]] | None, value: bytes | None) -> Envelope:
-    """The envelope of one record: ``infra.cloudevents.from_record`` for a reader that
+    """The envelope of one record: ``domain.contract.cloudevents.from_record`` for a reader that
     takes every record of a replay. It decodes only the headers an envelope needs and the
     body with orjson (the body decode was the largest part of a record's cost after
     kafka-python's own); the result is the same envelope, and a record that is not a

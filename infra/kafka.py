@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from infra.cloudevents import MalformedRecord, from_record
+from domain.contract.cloudevents import MalformedRecord, from_record
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)

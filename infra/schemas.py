@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
-from domain.catalogue import AGGREGATES, ENVELOPE, EventType, all_event_types
-from infra.cloudevents import SPEC_VERSION, TYPE_PREFIX
+from domain.contract.catalogue import AGGREGATES, ENVELOPE, EventType, all_event_types
+from domain.contract.cloudevents import SPEC_VERSION, TYPE_PREFIX
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -36,9 +36,9 @@ from sqlalchemy import (
 )
 
 from domain.contract.canonical import canonical_text
+from domain.contract.envelope import Envelope
 from projections.common import evolved, hours, load_rows, loads, replace_rows
 from projections.entry_rows import fold_placement_rows, make_entry_table
-from projections.envelope import Envelope
 from projections.hour_entries import (
     ON_THE_JOB,
     RELATED_INSTRUCTION,

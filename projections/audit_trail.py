@@ -46,8 +46,8 @@ from sqlalchemy import (
 )
 
 from domain.contract.canonical import canonical_json
+from domain.contract.envelope import Envelope
 from projections.common import hours, insert_rows, load_rows, loads, replace_rows
-from projections.envelope import Envelope
 from projections.tables import metadata as shared_metadata
 
 NAME = "audit_trail"

@@ -17,8 +17,8 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, select, tuple_
 
 from domain.contract.canonical import canonical_text
+from domain.contract.envelope import Envelope
 from projections.common import chunks, insert_rows, load_rows, loads, replace_rows
-from projections.envelope import Envelope
 from projections.hour_entries import HOUR_EVENTS, Entry, entry_referenced
 
 Key = tuple[str, str]

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.contract.envelope import Envelope
 from projections.common import evolved
-from projections.envelope import Envelope
 
 LOGGED = "logged"
 APPROVED = "approved"

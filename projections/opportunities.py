@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
 )
 
-from projections.envelope import Envelope
+from domain.contract.envelope import Envelope
 from projections.tables import metadata
 
 opportunity_view = Table(

@@ -17,13 +17,13 @@ from typing import Protocol
 
 from sqlalchemy import Connection, MetaData, Table, select
 
+from domain.contract.envelope import Envelope
 from projections import apprenticeship_hours as hours_module
 from projections import audit_trail as audit_module
 from projections import opportunities as opportunities_module
 from projections import transcript as transcript_module
 from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from projections.audit_trail import AuditTrailProjection
-from projections.envelope import Envelope
 from projections.hour_entries import HOUR_EVENTS
 from projections.opportunities import OpportunityProjection
 from projections.transcript import TranscriptProjection

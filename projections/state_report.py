@@ -26,8 +26,8 @@ from decimal import Decimal
 from typing import Any
 
 from domain.contract.canonical import canonical_json
+from domain.contract.envelope import Envelope
 from domain.learner import LearnerProfile
-from projections.envelope import Envelope
 from projections.hour_entries import APPROVED, ON_THE_JOB, Entry, evolve_entries
 from projections.suppression import Key, suppress
 

@@ -42,9 +42,9 @@ from sqlalchemy import (
 )
 
 from domain.contract.canonical import canonical_text
+from domain.contract.envelope import Envelope
 from projections.common import evolved, hours, loads, replace_rows
 from projections.entry_rows import fold_placement_rows, make_entry_table
-from projections.envelope import Envelope
 from projections.hour_entries import (
     LOGGED,
     ON_THE_JOB,

@@ -36,8 +36,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from domain.contract.envelope import Envelope
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
-from projections.envelope import Envelope
 
 HERE = Path(__file__).parent
 UPLOAD_SCHEMA = HERE.parent / "importing" / "rapids-apprentice-upload.tableschema.json"

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from sqlalchemy import Engine, create_engine
 
-from projections.envelope import Envelope
+from domain.contract.envelope import Envelope
 from projections.registry import Projection, default_projections
 from projections.tables import metadata
 from services.jobs.reporting import envelopes_until

@@ -33,11 +33,11 @@ from sqlalchemy import (
 )
 
 from domain.contract.canonical import canonical_json
+from domain.contract.cloudevents import from_record, to_record
+from domain.contract.envelope import Envelope
 from infra import kafka as kafka_io
-from infra.cloudevents import from_record, to_record
 from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
-from projections.envelope import Envelope
 from projections.state_report import (
     ReportingPeriod,
     build_report,

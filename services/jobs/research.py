@@ -24,9 +24,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from domain.contract.envelope import Envelope
 from infra.key_files import kept_key
 from infra.personal_data import PersonalDataVault
-from projections.envelope import Envelope
 from projections.hour_entries import (
     APPROVED,
     LOGGED,

@@ -34,8 +34,8 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from domain.contract.cloudevents import MalformedRecord
 from infra import kafka as kafka_io
-from infra.cloudevents import MalformedRecord
 from infra.consumer import from_record
 from infra.key_files import kept_key
 from infra.settings import Settings

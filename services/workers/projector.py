@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
+from domain.contract.envelope import Envelope
 from infra import kafka as kafka_io
 from infra.consumer import (
     Decision,
@@ -40,7 +41,6 @@ from infra.consumer import (
     decide,
 )
 from infra.leases import Lease, LeaseLost
-from projections.envelope import Envelope
 from projections.registry import Projection, default_projections
 from projections.tables import applied_versions, consumer_positions, metadata
 from services.workers import audit_checkpoints

@@ -28,8 +28,8 @@ from eventsourcing.persistence import PersistenceError, Tracking
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from domain.contract.cloudevents import to_record
 from infra import kafka as kafka_io
-from infra.cloudevents import to_record
 from infra.leases import Lease, LeaseLost
 from infra.settings import Settings
 from services.ledger import Ledger

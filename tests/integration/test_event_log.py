@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from domain.catalogue import all_event_types
+from domain.contract.catalogue import all_event_types
 from infra import kafka as kafka_io
 from infra.consumer import SequenceGap, TopicReader, read_all
 from infra.schemas import DOCS, schema_file_name

@@ -338,7 +338,7 @@ def test_stored_version_1_corrections_keep_their_meaning(app: Ledger) -> None:
 def test_a_stored_version_1_match_is_read_without_the_birthdays(app: Ledger) -> None:
     """Placements matched before version 2 held a minor's 16th and 18th birthdays: read
     back, published or replayed, those dates appear nowhere (decision 038)."""
-    from infra.cloudevents import to_record
+    from domain.contract.cloudevents import to_record
 
     opportunity_id = _opportunity(app)
     placement_id = UUID("00000000-0000-4000-8000-000000000011")

@@ -15,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, Table, select, text
 
+from domain.contract import cloudevents
 from domain.contract.canonical import canonical_text
-from infra import cloudevents
+from domain.contract.envelope import Envelope
 from infra.consumer import Delivery, from_record
 from infra.database import read_model_engine
 from infra.settings import Settings
 from projections import apprenticeship_hours, transcript
 from projections.common import loads
 from projections.entry_rows import load_entries
-from projections.envelope import Envelope
 from services.workers.projector import Projector
 from services.workers.rebuild import PROJECTION_KINDS
 from tests.integration.test_projections_support import record_of

@@ -14,11 +14,11 @@ from kafka import KafkaProducer
 from sqlalchemy import Engine, func, select
 
 from domain.contract.canonical import canonical_json
+from domain.contract.cloudevents import SPEC_VERSION, TYPE_PREFIX
+from domain.contract.envelope import Envelope
 from infra import kafka as kafka_io
-from infra.cloudevents import SPEC_VERSION, TYPE_PREFIX
 from infra.settings import Settings
 from projections.audit_trail import LIVE_TABLES as AUDIT
-from projections.envelope import Envelope
 from services.workers.projector import Projector
 
 

@@ -22,7 +22,7 @@ from domain.contract.canonical import canonical_json, canonical_text
 
 
 # -- the former copies, verbatim ----------------------------------------------------------
-def _cloudevents_default(value: Any) -> Any:  # infra/cloudevents.py until this change
+def _cloudevents_default(value: Any) -> Any:  # domain/contract/cloudevents.py until this change
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, date):

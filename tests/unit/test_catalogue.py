@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domain.catalogue import all_event_types, render
+from domain.contract.catalogue import all_event_types, render
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
@@ -18,7 +18,7 @@ REQUIRED = {
 
 def test_docs_events_md_matches_the_code() -> None:
     assert DOCS.read_text() == render(), (
-        "docs/events.md is stale: run `python -m domain.catalogue > docs/events.md`"
+        "docs/events.md is stale: run `python -m domain.contract.catalogue > docs/events.md`"
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
-from domain.catalogue import all_event_types
+from domain.contract.catalogue import all_event_types
 from infra.schemas import DOCS, render_files, schema_file_name
 
 

@@ -1,5 +1,5 @@
 """Every projection decides about every event type, and no fold names a type that does not
-exist: the event contract (domain/catalogue.py) and the folds cannot drift apart."""
+exist: the event contract (domain/contract/catalogue.py) and the folds cannot drift apart."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.catalogue import all_event_types
+from domain.contract.catalogue import all_event_types
 from projections import audit_trail
 from projections.registry import REGISTRY, default_projections
 

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from domain.contract.canonical import canonical_json
+from domain.contract.envelope import Envelope
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
-from projections.envelope import Envelope
 from projections.state_report import (
     Organisation,
     ReportingPeriod,

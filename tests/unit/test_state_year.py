@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from benchmarks.state_year import StateYear, write_profiles, write_store
+from domain.contract.cloudevents import from_record, to_record
 from domain.placement import Placement
-from infra.cloudevents import from_record, to_record
 from infra.settings import Settings
 from projections.registry import default_projections
 from projections.tables import metadata

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.contract.envelope import Envelope
 from domain.learner import LearnerProfile, RaceEthnicity, Sex
-from projections.envelope import Envelope
 from projections.state_report import (
     MEASURES,
     HierarchyUnresolved,

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.actor import Role
-from domain.catalogue import all_event_types
+from domain.contract.catalogue import all_event_types
 from domain.opportunity import WBLType
 from services.api.authz import PAGES_TAG
 from services.web.api_client import Api, Refused

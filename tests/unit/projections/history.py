@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from projections.envelope import Envelope
+from domain.contract.envelope import Envelope
 
 WORK_PROCESSES = {"Safety and tools": 500, "Machine setup": 1000, "Quality control": 500}
 COMPETENCIES = ["blueprints", "cnc-setup", "inspection"]

@@ -13,11 +13,11 @@ from typing import Any
 import jsonschema
 import pytest
 
+from domain.contract.envelope import Envelope
 from projections import apprenticeship_hours as hours_fold
 from projections import audit_trail as audit
 from projections import transcript
 from projections.common import hours
-from projections.envelope import Envelope
 from tests.unit.projections.history import generate
 
 

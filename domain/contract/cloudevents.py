@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.contract.canonical import canonical_json
-from projections.envelope import Envelope
+from domain.contract.envelope import Envelope
 
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "org.wbl-ledger."
