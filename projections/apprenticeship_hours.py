@@ -15,7 +15,7 @@ apart; corrections replace what they supersede and rejected minutes never count.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -561,7 +561,7 @@ class ApprenticeshipHoursProjection:
         program_id: str | None = None, placement_id: str | None = None,
         organisation_id: str | None = None, sponsor_id: str | None = None,
         status: str | None = None, apprenticeships_only: bool = True,
-        limit: int = 100, offset: int = 0,
+        limit: int = 100, offset: int = 0, placement_ids: Collection[str] | None = None,
     ) -> list[Progress]:
         p, g = self.tables.placement, self.tables.program
         query = (select(p, g.c.sponsor_id.label("program_sponsor_id"))
@@ -575,6 +575,8 @@ class ApprenticeshipHoursProjection:
                 query = query.where(column == value)
         if apprenticeships_only:
             query = query.where(p.c.program_id.is_not(None))
+        if placement_ids is not None:  # a supervisor's placements
+            query = query.where(p.c.placement_id.in_(list(placement_ids)))
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         program_rows = load_rows(conn, g, g.c.program_id,
                                  (r["program_id"] for r in rows if r["program_id"]))

@@ -776,6 +776,11 @@ class TranscriptProjection:
 
     # -- queries ------------------------------------------------------------------------
 
+    def placement_ids_of_supervisor(self, conn: Connection, supervisor_id: str) -> list[str]:
+        x = self.tables.experience
+        return [str(r[0]) for r in conn.execute(
+            select(x.c.placement_id).where(x.c.supervisor_id == supervisor_id))]
+
     def pending_entries(
         self, conn: Connection, *, supervisor_id: str, learner_id: str | None = None,
         kind: str | None = None, limit: int = 100, offset: int = 0,

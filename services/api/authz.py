@@ -243,7 +243,7 @@ RULES: dict[str, Rule] = {
     "GET /placements/{placement_id}/apprenticeship-hours": placement(*READERS),
     "GET /transcripts/experiences": scoped_query(S, C, SP, A, ADM),
     "GET /pending-hours": scoped_query(S, ADM),  # a supervisor's approval queue
-    "GET /apprenticeship-hours": scoped_query(C, SP, A, ADM),
+    "GET /apprenticeship-hours": scoped_query(S, C, SP, A, ADM),
     "GET /audit-trail": scoped_query(C, A, ADM),
     "GET /audit-trail/verify": rule(A, ADM),
     "GET /audit-trail/checkpoint-keys": rule(ANY, note="public keys of the checkpoints"),

@@ -385,7 +385,8 @@ EXPECTED: dict[str, dict[str, object]] = {
     "pending_hours": expect({"supervisor", "supervisor_other", "admin"}),
     "list_experiences": expect({"supervisor", "supervisor_other", "coord_a", "coord_b",
                                 "sponsor", "sponsor_other", "auditor", "admin"}),
-    "list_apprenticeship_hours": expect({"sponsor", "sponsor_other", "coord_a", "coord_b",
+    "list_apprenticeship_hours": expect({"supervisor", "supervisor_other", "sponsor",
+                                         "sponsor_other", "coord_a", "coord_b",
                                          "auditor", "admin"}),
     "audit_trail": expect({"coord_a", "coord_b", "auditor", "admin"}),
     "verify_audit_trail": expect({"auditor", "admin"}),
@@ -519,6 +520,7 @@ def test_an_unknown_placement_looks_the_same_to_everyone_who_could_read_one(
     ("pending_hours", "supervisor", "supervisor_id=sup-2"),
     ("list_experiences", "sponsor", "sponsor_id=sponsor-b"),
     ("list_apprenticeship_hours", "sponsor", "sponsor_id=sponsor-b"),
+    ("list_apprenticeship_hours", "supervisor", "supervisor_id=sup-2"),
     ("list_apprenticeship_hours", "coord_b", "organisation_id=district-a"),
     ("audit_trail", "coord_b", "organisation_id=district-a"),
 ])

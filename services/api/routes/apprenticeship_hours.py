@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from projections.apprenticeship_hours import ApprenticeshipHoursProjection
+from projections.transcript import TranscriptProjection
 from services.api.deps import ActorDep, EngineDep, RuntimeDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES
@@ -121,15 +122,23 @@ def learner_hours(
 def list_hours(
     runtime: RuntimeDep, engine: EngineDep, settings: SettingsDep, actor: ActorDep,
     program_id: str | None = None, sponsor_id: str | None = None,
-    organisation_id: str | None = None, status: str | None = None, limit: Limit = 100,
-    offset: Offset = 0, min_position: MinPosition = None,
+    organisation_id: str | None = None, status: str | None = None,
+    supervisor_id: Annotated[str | None, Query(max_length=200, description=(
+        "Only the placements this supervisor supervises (a supervisor names themself)."))]
+        = None,
+    limit: Limit = 100, offset: Offset = 0, min_position: MinPosition = None,
 ) -> list[ProgressOut]:
-    """Apprentices' progress across learners: a sponsor's programs, an organisation's."""
+    """Apprentices' progress across learners: a sponsor's programs, an organisation's, a
+    supervisor's apprentices."""
     read_your_writes(runtime, settings, min_position)
     with engine.connect() as conn:
+        placements = None
+        if supervisor_id is not None:
+            placements = TranscriptProjection().placement_ids_of_supervisor(conn, supervisor_id)
         found = ApprenticeshipHoursProjection().progress(
             conn, program_id=program_id, sponsor_id=sponsor_id,
-            organisation_id=organisation_id, status=status, limit=limit, offset=offset)
+            organisation_id=organisation_id, status=status, limit=limit, offset=offset,
+            placement_ids=placements)
     return [ProgressOut.model_validate(p) for p in found]
 
 

@@ -235,14 +235,15 @@ async def my_learners(request: Request, api: ApiDep, session: Session = Supervis
                           min_position=request.query_params.get("min_position"))
     shown = found[:PAGE_SIZE]
     apprenticeships = [e for e in shown if e.get("program_id")]
-    progress = await gather_bounded(
-        api.get(f"/placements/{e['placement_id']}/apprenticeship-hours")
-        for e in apprenticeships)
+    every = await api.get("/apprenticeship-hours", supervisor_id=session.person_id,
+                          limit=500) if apprenticeships else []
+    by_placement = {p["placement_id"]: p for p in every}
+    progress = [by_placement.get(e["placement_id"]) for e in apprenticeships]
     return render(request, "supervisor/learners.html", {
         "experiences": shown, "status": status, "learner": learner,
         "statuses": PLACEMENT_STATUSES,
         "progress": {e["placement_id"]: p for e, p in zip(apprenticeships, progress,
-                                                          strict=True)},
+                                                          strict=True) if p is not None},
         "page": paging(request, offset=offset, shown=len(shown),
                        total=None if len(found) > PAGE_SIZE else offset + len(shown))})
 
