@@ -79,10 +79,13 @@ def raw_consume(bootstrap: str, topic: str, records: int) -> float:
         consumer.close()
 
 
-def replay(settings: Settings, bootstrap: str, topic: str, distinct: int
-           ) -> tuple[float, list[tuple[int, float]]]:
+def replay(settings: Settings, bootstrap: str, topic: str, distinct: int,
+           max_batch: int | None = None) -> tuple[float, list[tuple[int, float]]]:
+    """``max_batch``: the projector's events per transaction (None: its default)."""
     engine = read_model_engine(settings)
     projector = Projector(engine, bootstrap=bootstrap, topic=topic, poll_timeout_ms=200)
+    if max_batch is not None:
+        projector.max_batch = max_batch
     stop = threading.Event()
     samples: list[tuple[int, float]] = [(0, rss_mb())]
     thread = threading.Thread(target=projector.run, args=(stop,), daemon=True)
