@@ -11,9 +11,11 @@ from __future__ import annotations
 import inspect
 import re
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate, CommandMethodDecorator
+from eventsourcing.utils import get_topic
 
 from domain.calendar import SchoolCalendar
 from domain.imports import ImportedFile
@@ -102,6 +104,16 @@ def event_types(aggregate: type[Aggregate]) -> list[EventType]:
 
 def all_event_types() -> list[EventType]:
     return [e for aggregate in AGGREGATES for e in event_types(aggregate)]
+
+
+def topics_of(names: Iterable[str]) -> tuple[str, ...]:
+    """The stored topics (``module:Class.Event``) of the event types with these names, so a
+    reader can ask the store for only the events it reads instead of decoding them all."""
+    wanted = set(names)
+    return tuple(sorted(
+        get_topic(value) for aggregate in AGGREGATES for name, value in vars(aggregate).items()
+        if name in wanted and isinstance(value, type)
+        and issubclass(value, CanMutateAggregate)))
 
 
 def render() -> str:

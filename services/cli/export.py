@@ -10,7 +10,13 @@ from typing import Annotated
 import typer
 
 from services import bootstrap
-from services.jobs.rapids_export import rapids_export, status_fields, to_csv, upload_fields
+from services.jobs.rapids_export import (
+    RAPIDS_EVENTS,
+    rapids_export,
+    status_fields,
+    to_csv,
+    upload_fields,
+)
 from services.jobs.reporting import envelopes_until, resolve_cutoff
 
 app = typer.Typer(help="Exports for other systems.", no_args_is_help=True,
@@ -37,7 +43,7 @@ def rapids(
     ledger = bootstrap.build_ledger(settings)
     try:
         cutoff, recorded = resolve_cutoff(ledger, position=position)
-        events = list(envelopes_until(ledger, cutoff, settings.event_source))
+        events = list(envelopes_until(ledger, cutoff, settings.event_source, RAPIDS_EVENTS))
     finally:
         ledger.close()
     profiles = bootstrap.build_vault(settings).profiles_as_of(None, recorded)

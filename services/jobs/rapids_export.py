@@ -60,6 +60,11 @@ STATUS_OF_EVENT = {
     "PlacementWithdrawn": "Cancelled",
 }
 
+RAPIDS_EVENTS = frozenset({"ApprenticeshipProgramDefined", "OpportunityPosted",
+                           "LearnerMatched", "PlacementStarted", *STATUS_OF_EVENT})
+"""The only event types the export reads: the store is asked for these alone, so a state's
+history of hour entries is never decoded for it."""
+
 
 @cache
 def upload_fields() -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ report with a later cut-off shows them, and `difference` lists what changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from domain.contract.canonical import canonical_json
+from domain.contract.catalogue import topics_of
 from domain.contract.cloudevents import from_record, to_record
 from domain.contract.envelope import Envelope
 from infra import kafka as kafka_io
@@ -64,12 +65,15 @@ class CutoffError(ValueError):
     pass
 
 
-def envelopes_until(ledger: Ledger, position: int, source: str) -> Iterator[Envelope]:
-    """Every stored event up to ``position``, in the published form readers see."""
+def envelopes_until(ledger: Ledger, position: int, source: str,
+                    event_types: Iterable[str] | None = None) -> Iterator[Envelope]:
+    """Every stored event up to ``position``, in the published form readers see; with
+    ``event_types``, only those (the store filters by topic: nothing else is decoded)."""
+    topics = topics_of(event_types) if event_types is not None else ()
     start = 0
     while start < position:
         batch = ledger.recorder.select_notifications(start=start, limit=2000, stop=position,
-                                                     inclusive_of_start=False)
+                                                     topics=topics, inclusive_of_start=False)
         if not batch:
             return
         for n in batch:

@@ -23,6 +23,7 @@ from infra.settings import Settings
 from services.importing import ImportKind, ImportMode
 from services.importing.rapids import categories
 from services.jobs.rapids_export import (
+    RAPIDS_EVENTS,
     STATUS_SCHEMA,
     rapids_export,
     status_fields,
@@ -116,6 +117,11 @@ def test_registrations_and_status_changes_in_the_upload_layout(
     profiles = vault.profiles_as_of(None, events[-1].recorded_at)
     bare = rapids_export(events, profiles, sponsor_id="jatc")
     assert {m["field"] for m in bare.missing} == set(SPONSOR_DETAILS)
+    # the store asked for the export's event types alone gives the same export
+    only = list(envelopes_until(ledger_today, ledger_today.recorder.max_notification_id(),
+                                "/test", RAPIDS_EVENTS))
+    assert {e.event_type for e in only} <= RAPIDS_EVENTS and len(only) < len(events)
+    assert rapids_export(only, profiles, sponsor_id="jatc") == bare
     export = rapids_export(events, profiles, sponsor_id="jatc",
                            details={chidi: SPONSOR_DETAILS, ngozi: SPONSOR_DETAILS})
     assert export.missing == []

@@ -28,7 +28,13 @@ from projections.state_report import (
 from services.api.deps import EngineDep, LedgerDep, SettingsDep
 from services.api.errors import ProblemError
 from services.api.models import PROBLEM_RESPONSES, IdempotencyKey, UtcDateTime
-from services.jobs.rapids_export import rapids_export, status_fields, to_csv, upload_fields
+from services.jobs.rapids_export import (
+    RAPIDS_EVENTS,
+    rapids_export,
+    status_fields,
+    to_csv,
+    upload_fields,
+)
 from services.jobs.reporting import (
     CutoffError,
     compute_state_report,
@@ -310,7 +316,7 @@ def rapids(
     except CutoffError as error:
         raise ProblemError(422, "cutoff-beyond-log", "No such position", str(error),
                            field="position") from None
-    export = rapids_export(envelopes_until(ledger, cutoff, settings.event_source),
+    export = rapids_export(envelopes_until(ledger, cutoff, settings.event_source, RAPIDS_EVENTS),
                            _vault(request).profiles_as_of(None, recorded),
                            sponsor_id=sponsor_id)
     rows = export.registrations if table == "registrations" else export.status_changes
