@@ -199,11 +199,18 @@ def _overdue(conn: Connection, placement_ids: Sequence[str], cutoff: datetime
         return found
     candidates = sorted({p for p, _ in waiting})
     dates = sorted(set(waiting.values()))
+    # A coarse filter in the store: recorded_at is ISO 8601 text in UTC, so text order is
+    # time order; a day's margin keeps it safe whatever the fraction of a second, and the
+    # exact comparison below decides. Entries logged since the cutoff are never read.
+    logged_before = (cutoff.astimezone(UTC) + timedelta(days=1)).isoformat()
     for part in chunks(candidates):
         for placement_id, recorded_at, event in conn.execute(
                 select(e.c.placement_id, e.c.recorded_at, e.c.event)
                 .where(e.c.placement_id.in_(part), e.c.event_type.in_(HOUR_EVENTS),
-                       e.c.business_date.in_(dates))):
+                       # through the placement index: the business-date index would read
+                       # every organisation's entries of those dates (coalesce hides it)
+                       func.coalesce(e.c.business_date, "").in_(dates),
+                       e.c.recorded_at < logged_before)):
             found_id = ENTRY_ID.search(event)
             if found_id is None or (str(placement_id), found_id.group(1)) not in waiting:
                 continue
