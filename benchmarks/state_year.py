@@ -90,7 +90,6 @@ from domain.organisation import Organisation
 from domain.placement.values import birthday
 from infra import personal_data
 from infra.personal_data import PersonalDataVault
-from projections.envelope import Envelope
 
 YEAR_STARTS = date(2025, 8, 18)
 YEAR_ENDS = date(2026, 6, 26)
