@@ -135,6 +135,15 @@ class Rebuild:
                 for tp in behind:
                     reader.consumer.seek(tp, reader.positions[tp.partition].next_offset)
             deliveries = reader.poll(self.projector.poll_timeout_ms)
+            # Take what is already fetched into one transaction, as the live projector does
+            # behind the topic end (up to its max_batch): a rebuild is always behind, and a
+            # transaction per poll (max_poll_records) cost it a commit and a version lookup
+            # every 1,000 events (docs/performance.md, decision 058).
+            while deliveries and len(deliveries) < self.projector.max_batch:
+                more = reader.poll(0)
+                if not more:
+                    break
+                deliveries.extend(more)
             keep = [d for d in deliveries if d.offset < targets.get(d.partition, 0)]
             overshoot = {d.partition for d in deliveries
                          if d.offset >= targets.get(d.partition, 0)}
