@@ -102,11 +102,12 @@ def test_the_api_answers_507_when_the_disk_is_full(small_disk: Path) -> None:
                                 actor_id="c", role=Role.COORDINATOR, organisation_id="d")
             auth = {"Authorization": f"Bearer {token}"}
             filler = small_disk / "filler"
-            with filler.open("wb") as out:  # fill what is left of the disk
+            # fill what is left of the disk; unbuffered, so closing the file has nothing
+            # left to flush (a buffered close would raise ENOSPC itself)
+            with filler.open("wb", buffering=0) as out:
                 try:
                     while True:
                         out.write(os.urandom(65536))
-                        out.flush()
                 except OSError:
                     pass
             before = runtime.ledger.recorder.max_notification_id() or 0
