@@ -810,6 +810,7 @@ class TranscriptProjection:
         placement_id: str | None = None, status: str | None = None,
         wbl_type: str | None = None, limit: int = 100, offset: int = 0,
         program_ids: Collection[str] | None = None,
+        placement_ids: Collection[str] | None = None,
     ) -> list[Experience]:
         x, o = self.tables.experience, self.tables.opportunity
         query = (
@@ -826,5 +827,7 @@ class TranscriptProjection:
                 query = query.where(column == value)
         if program_ids is not None:  # a sponsor's programs
             query = query.where(x.c.program_id.in_(list(program_ids)))
+        if placement_ids is not None:  # the rows a page shows
+            query = query.where(x.c.placement_id.in_(list(placement_ids)))
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [experience_of(dict(r)) for r in rows]

@@ -205,6 +205,8 @@ def list_experiences(
     learner_id: str | None = None, status: str | None = None, wbl_type: str | None = None,
     sponsor_id: Annotated[str | None, Query(max_length=100, description=(
         "Only the placements in this sponsor's programs (a sponsor names itself)."))] = None,
+    placement_id: Annotated[list[str] | None, Query(max_length=100, description=(
+        "Only these placements (repeat the parameter; within the caller's scope)."))] = None,
     course_code: CourseCode = None, credits: Credits = None, limit: Limit = 100,
     offset: Offset = 0, min_position: MinPosition = None,
 ) -> list[ExperienceOut]:
@@ -219,7 +221,7 @@ def list_experiences(
         found = TranscriptProjection().experiences(
             conn, organisation_id=organisation_id, supervisor_id=supervisor_id,
             learner_id=learner_id, status=status, wbl_type=wbl_type, limit=limit,
-            offset=offset, program_ids=programs)
+            offset=offset, program_ids=programs, placement_ids=placement_id)
     return [ExperienceOut.of(e, config) for e in found]
 
 

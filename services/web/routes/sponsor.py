@@ -47,9 +47,9 @@ async def apprentices(request: Request, session: Sponsor, api: ApiDep,
                              program_id=program_id, status=status, limit=PAGE_SIZE,
                              offset=offset)
         if rows:
-            experiences = await api.get("/transcripts/experiences", sponsor_id=sponsor,
-                                        limit=500)
             wanted = {r["placement_id"] for r in rows}
+            experiences = await api.get("/transcripts/experiences", sponsor_id=sponsor,
+                                        placement_id=sorted(wanted), limit=len(wanted))
             credentials = {e["placement_id"]: e.get("credentials", []) for e in experiences
                            if e["placement_id"] in wanted}
     except Refused as refused:

@@ -76,6 +76,12 @@ def world(site: Site) -> dict[str, Any]:
 
 def test_a_sponsor_sees_its_apprentices_and_exports_rapids(
         site: Site, world: dict[str, Any], page: Page) -> None:
+    # the credentials column reads only the page's placements, within the sponsor's scope
+    one = ok(site.call("GET", "/transcripts/experiences?sponsor_id=sponsor-a&placement_id="
+                       f"{world['placement']}&placement_id=nope", as_="spon-a"))
+    assert [e["placement_id"] for e in one] == [world["placement"]]
+    assert ok(site.call("GET", "/transcripts/experiences?sponsor_id=sponsor-b&placement_id="
+                        f"{world['placement']}", as_="spon-b")) == []
     site.sign_in(page, "spon-a")
     expect(page).to_have_url(site.base_url + "/sponsor")
     audit_page(page, "sponsor-apprentices")
