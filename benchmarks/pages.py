@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--placements", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--only", action="append", default=None, help="Only this role's "
+                        "pages (repeatable), e.g. --only sponsor.")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="wbl-pages-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")} | {
@@ -288,6 +290,8 @@ def main() -> None:
         api = httpx.Client(base_url=base, timeout=120)
         results = []
         for person, page, route in pages:
+            if args.only and person.role not in args.only:
+                continue
             requests = max(args.requests // 6, 5) if "=1" in page else args.requests
             client = clients[person.id]
             page_figures = timed(partial(client.get, page), requests)
