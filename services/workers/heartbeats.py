@@ -96,7 +96,7 @@ def beat(engine: Engine, role: str, status: dict[str, Any]) -> None:
 def keep_beating(engine: Engine, role: str, status: Callable[[], dict[str, Any]],
                  stop: threading.Event) -> threading.Thread:
     """Beat until ``stop``; a failed beat (database briefly away) is logged and retried.
-    A worker waiting for its lease does not beat: the holder's beat is the one that counts."""
+    A worker not holding its lease does not beat: the holder's beat is the one that counts."""
 
     def loop() -> None:
         running = False
@@ -104,7 +104,11 @@ def keep_beating(engine: Engine, role: str, status: Callable[[], dict[str, Any]]
             try:
                 view = status()
                 running = bool(view.get("running"))
-                if view.get("phase") != "waiting_for_lease":
+                lease = view.get("lease")
+                holds = not isinstance(lease, dict) or bool(lease.get("held"))
+                # Only the lease holder beats: a second worker, before it even asks for the
+                # lease (phase "stopped"), would otherwise replace the holder's beat.
+                if holds and view.get("phase") != "waiting_for_lease":
                     beat(engine, role, view)
             except Exception as error:  # a missed beat shows as a stale one
                 log.warning("heartbeat not written", extra={"error": type(error).__name__})
