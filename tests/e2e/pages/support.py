@@ -45,3 +45,20 @@ def audit_page(page: Page, name: str) -> None:
                 assert overflow <= 1, f"{name} scrolls sideways at {width} px by {overflow} px"
     finally:
         page.set_viewport_size(original)
+
+
+def ok(response: Any) -> Any:
+    """An API answer that must have succeeded, as JSON (the setup of a page test)."""
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+def program_body(sponsor_id: str) -> dict[str, Any]:
+    """An electrician apprenticeship program of ``sponsor_id``, for ``POST /programs``."""
+    return {
+        "sponsor_id": sponsor_id, "sponsor_name": "Acme JATC", "title": "Electrician",
+        "rapids_code": "0159", "onet_code": "47-2111.00", "approach": "hybrid",
+        "ojl_hours": 2000, "work_processes": {"Wiring": 1500, "Safety": 500},
+        "competencies": ["Wiring basics", "Site safety"],
+        "wage_schedule": [{"after_hours": 0, "hourly_wage": "18.00"}],
+    }

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.pages.support import audit_page
+from tests.e2e.pages.support import audit_page, ok, program_body
 from tests.fixtures.site import Site
 
 pytestmark = pytest.mark.integration
@@ -24,18 +24,7 @@ pytestmark = pytest.mark.integration
 TODAY = date.today()
 STARTS = TODAY - timedelta(days=45)
 MONDAY = TODAY - timedelta(days=TODAY.weekday() + 14)  # a whole past week, after the start
-PROGRAM = {
-    "sponsor_id": "sponsor-l", "sponsor_name": "Acme JATC", "title": "Electrician",
-    "rapids_code": "0159", "onet_code": "47-2111.00", "approach": "hybrid",
-    "ojl_hours": 2000, "work_processes": {"Wiring": 1500, "Safety": 500},
-    "competencies": ["Wiring basics", "Site safety"],
-    "wage_schedule": [{"after_hours": 0, "hourly_wage": "18.00"}],
-}
 
-
-def ok(response: Any) -> Any:
-    assert response.status_code < 300, response.text
-    return response.json()
 
 
 def placement_for(site: Site, learner: str, program: str | None, *, start: bool = True
@@ -70,7 +59,7 @@ def world(site: Site) -> dict[str, str]:
     site.person("school-l", "lrn-l2", "learner", account=False)
     site.person("school-l", "sup-l", "supervisor", account=False)
     site.person("sponsor-l", "spon-l", "sponsor", account=False)
-    program = ok(site.call("POST", "/programs", PROGRAM, as_="spon-l"))["id"]
+    program = ok(site.call("POST", "/programs", program_body("sponsor-l"), as_="spon-l"))["id"]
     return {"program": program, "mine": placement_for(site, "lrn-l1", program),
             "theirs": placement_for(site, "lrn-l2", program, start=False)}
 

@@ -14,24 +14,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.pages.support import audit_page
+from tests.e2e.pages.support import audit_page, ok, program_body
 from tests.fixtures.site import Site
 
 pytestmark = pytest.mark.integration
 
 STARTS = date(2026, 9, 1)
-PROGRAM = {
-    "sponsor_id": "sponsor-a", "sponsor_name": "Acme JATC", "title": "Electrician",
-    "rapids_code": "0159", "onet_code": "47-2111.00", "approach": "hybrid",
-    "ojl_hours": 2000, "work_processes": {"Wiring": 1500, "Safety": 500},
-    "competencies": ["Wiring basics", "Site safety"],
-    "wage_schedule": [{"after_hours": 0, "hourly_wage": "18.00"}],
-}
 
-
-def ok(response: Any) -> Any:
-    assert response.status_code < 300, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +35,7 @@ def world(site: Site) -> dict[str, Any]:
     site.person("sponsor-a", "spon-a", "sponsor")
     site.person("sponsor-b", "spon-b", "sponsor")
     site.person("district-a", "aud-1", "state_auditor")
-    program = ok(site.call("POST", "/programs", PROGRAM, as_="spon-a"))["id"]
+    program = ok(site.call("POST", "/programs", program_body("sponsor-a"), as_="spon-a"))["id"]
     opportunity = ok(site.call("POST", "/opportunities", {
         "organisation_id": "district-a", "title": "Electrical apprentice",
         "employer_name": "Acme Electric", "worksite": "1 Volt Way",

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.pages.support import audit_page
+from tests.e2e.pages.support import audit_page, ok, program_body
 from tests.fixtures.site import Site
 
 pytestmark = pytest.mark.integration
@@ -23,18 +23,7 @@ pytestmark = pytest.mark.integration
 TODAY = date.today()
 STARTS = TODAY - timedelta(days=45)
 MONDAY = TODAY - timedelta(days=TODAY.weekday() + 14)  # a whole past week, after the start
-PROGRAM = {
-    "sponsor_id": "sponsor-s", "sponsor_name": "Acme JATC", "title": "Electrician",
-    "rapids_code": "0159", "onet_code": "47-2111.00", "approach": "hybrid",
-    "ojl_hours": 2000, "work_processes": {"Wiring": 1500, "Safety": 500},
-    "competencies": ["Wiring basics", "Site safety"],
-    "wage_schedule": [{"after_hours": 0, "hourly_wage": "18.00"}],
-}
 
-
-def ok(response: Any) -> Any:
-    assert response.status_code < 300, response.text
-    return response.json()
 
 
 def started(site: Site, learner: str, supervisor: str, program: str | None) -> str:
@@ -75,7 +64,7 @@ def world(site: Site) -> dict[str, str]:
         site.person("school-s", learner, "learner", account=False)
     site.person("school-s", "sup-s2", "supervisor", account=False)
     site.person("sponsor-s", "spon-s", "sponsor", account=False)
-    program = ok(site.call("POST", "/programs", PROGRAM, as_="spon-s"))["id"]
+    program = ok(site.call("POST", "/programs", program_body("sponsor-s"), as_="spon-s"))["id"]
     apprentice = started(site, "lrn-s1", "sup-s1", program)
     intern = started(site, "lrn-s2", "sup-s1", None)
     elsewhere = started(site, "lrn-s3", "sup-s2", None)
