@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import random
 import threading
+import time
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from domain.actor import Actor
+from domain.errors import ConcurrentChange
 from infra.contacts import ContactAddresses, contact_addresses
 from infra.settings import Settings
 from services.api.auth import authenticate
 from services.bootstrap import Runtime
 from services.ledger import Ledger
+from services.ledger.command_keys import CURRENT
+
+log = logging.getLogger(__name__)
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -50,14 +59,81 @@ class OneWriterAtATime:
         return one_at_a_time
 
 
+@functools.cache
+def _is_command(name: str) -> bool:
+    """A ledger ``@command`` (``services/ledger/command_keys.py``) taking ``expected_version``."""
+    method = getattr(Ledger, name, None)
+    return (not name.startswith("_") and callable(method) and hasattr(method, "__wrapped__")
+            and "expected_version" in inspect.signature(method).parameters)
+
+
+class RerunWhenOvertaken:
+    """The ledger, with a command that lost a race to another writer run again on the record
+    as it now is, when the client did not name the version it expects (no ``If-Match``).
+
+    Between loading a placement and saving its new events, another writer (another thread,
+    another ``wbl api`` process, an import) may record an event on it; the store's unique
+    (id, version) constraint then refuses ours (``ConcurrentChange``). The client asked for
+    the command, not for the command on version 7: so the command is run again, from the
+    load (which fast-forwards the cached aggregate to the store's events, decision 035)
+    through every rule, as if it had arrived a moment later. Two writers that both remain
+    valid both succeed; of two that exclude each other the second is refused by the rule
+    itself (an entry approved while it was being rejected: 409 ``entry-not-pending``). A
+    client that sent ``If-Match`` gets the refusal, as before. It is run again for up to
+    ``patience_s`` seconds, with a short random pause between attempts so that writers in
+    several processes stop meeting each other; after that the 409 ``concurrent-change``
+    stands (the idempotency store does not keep it, so a retry with the key runs again).
+
+    A run that was refused stored nothing, so running it again records the command at most
+    once; inside a keyed request (``Idempotency-Key``) each run takes the same command key
+    (the scope's counter is rewound), so a crash after the second run still answers a
+    client's retry from the command log (decision 036). Only the ledger's ``@command``
+    methods are run again; queries and units of work pass through. See decision 061.
+    """
+
+    def __init__(self, target: Any, ledger: Ledger, patience_s: float = 5.0) -> None:
+        self._target = target
+        self._ledger = ledger
+        self._patience_s = patience_s
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not _is_command(name):
+            return attribute
+
+        def rerun(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("expected_version") is not None:
+                return attribute(*args, **kwargs)
+            scope = CURRENT.get()
+            issued = scope.issued if scope is not None else 0
+            deadline = time.monotonic() + self._patience_s
+            attempt = 0
+            while True:
+                try:
+                    return attribute(*args, **kwargs)
+                except ConcurrentChange:
+                    attempt += 1
+                    if time.monotonic() >= deadline:
+                        raise
+                    if scope is not None:
+                        scope.issued = issued  # the same command key again
+                    log.debug("command overtaken by another writer: run again",
+                              extra={"command": name, "attempt": attempt})
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
+
+        return rerun
+
+
 async def get_ledger(request: Request) -> Ledger:
-    """The runtime's ledger; on SQLite, behind ``OneWriterAtATime`` (one per app)."""
+    """The runtime's ledger, its commands run again when overtaken (``RerunWhenOvertaken``);
+    on SQLite, taken one at a time in this process (``OneWriterAtATime``). One per app."""
     runtime: Runtime = request.app.state.runtime
-    if runtime.settings.uses_postgres:
-        return runtime.ledger
-    wrapped = getattr(request.app.state, "serial_ledger", None)
+    wrapped = getattr(request.app.state, "command_ledger", None)
     if wrapped is None or wrapped._ledger is not runtime.ledger:
-        wrapped = request.app.state.serial_ledger = OneWriterAtATime(runtime.ledger)
+        target: Any = runtime.ledger
+        if not runtime.settings.uses_postgres:
+            target = OneWriterAtATime(runtime.ledger)
+        wrapped = request.app.state.command_ledger = RerunWhenOvertaken(target, runtime.ledger)
     return cast(Ledger, wrapped)
 
 

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import hashlib
 import logging
+import os
 import re
 import time
 import uuid
@@ -89,6 +90,7 @@ class RequestContext:
             extra = {
                 "request_id": request_id, "method": method, "route": template,
                 "status": status, "duration_ms": round(elapsed * 1000, 2),
+                "pid": os.getpid(),  # which process answered, under `wbl api --workers N`
             }
             if actor is not None:
                 extra["actor"] = pseudonym(actor.id, self.salt)

@@ -147,13 +147,29 @@ def _build_with_workers(settings: Settings) -> tuple[Runtime, Workers]:
 
 
 @app.command()
-def api() -> None:
-    """Run only the HTTP API (production role; relay and projector run elsewhere)."""
+def api(
+    workers: Annotated[int, typer.Option(
+        min=1, help="API processes serving the port; above 1 needs PostgreSQL "
+        "(WBL_DATABASE_URL).")] = 1,
+    port: Annotated[int | None, typer.Option(help="API port (WBL_API_PORT).")] = None,
+) -> None:
+    """Run only the HTTP API (production role; relay and projector run elsewhere).
+
+    With --workers N, N processes serve the one port, each with its own runtime and aggregate
+    cache; refused on the embedded SQLite store (docs/decisions/061)."""
     import uvicorn
 
+    from services.cli.api_processes import refusal, serve
     from services.web.site import create_site
 
-    settings = _settings()
+    settings = _settings(api_port=port)
+    refused = refusal(settings, workers)
+    if refused is not None:
+        typer.echo(f"wbl: refusing to start: {refused}", err=True)
+        raise typer.Exit(2)
+    if workers > 1:
+        serve(settings, workers)
+        return
     uvicorn.run(create_site(settings), host=settings.api_host, port=settings.api_port,
                 log_level="warning", access_log=False)
 
