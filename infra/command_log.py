@@ -30,6 +30,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 TABLE = "wbl_command_keys"
+_CHUNK = 500
+"""Ids per ``IN (...)`` on SQLite (well under its limit on bound parameters)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,17 @@ class SQLiteCommandLogRecorder(SQLiteApplicationRecorder):
             row = c.fetchone()
         return None if row is None or row["pos"] is None else int(row["pos"])
 
+    def stored_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of ``originator_ids`` have events: one query for many look-ups."""
+        found: set[UUID] = set()
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(originator_ids), _CHUNK):
+                chunk = [_hex(i) for i in originator_ids[start:start + _CHUNK]]
+                c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
+                          f"WHERE originator_id IN ({','.join('?' * len(chunk))})", chunk)
+                found.update(UUID(row["originator_id"]) for row in c.fetchall())
+        return found
+
     def forget_commands_before(self, moment: datetime) -> int:
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"DELETE FROM {TABLE} WHERE recorded_at < ?", (moment.isoformat(),))
@@ -161,6 +174,18 @@ class PostgresCommandLogRecorder(PostgresApplicationRecorder):
         return None if row is None or row["pos"] is None else int(row["pos"])
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def stored_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of ``originator_ids`` have events: one query for many look-ups."""
+        statement = SQL(
+            "SELECT DISTINCT originator_id FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%s)"
+        ).format(schema=Identifier(self.datastore.schema),
+                 events=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (list(originator_ids),))
+            return {row["originator_id"] for row in curs.fetchall()}
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def forget_commands_before(self, moment: datetime) -> int:
         statement = SQL("DELETE FROM {schema}.{table} WHERE recorded_at < %s").format(
             schema=Identifier(self.datastore.schema), table=Identifier(TABLE))
@@ -175,6 +200,15 @@ def recorded_command(recorder: object, key: str) -> RecordedCommand | None:
     command log, such as the in-memory one of unit tests)."""
     select = getattr(recorder, "select_command", None)
     return select(key) if select is not None else None
+
+
+def stored_originators(recorder: Any, originator_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of ``originator_ids`` have events in the store (one query on our recorders; one
+    look-up each on others, such as the in-memory recorder of unit tests)."""
+    bulk = getattr(recorder, "stored_originators", None)
+    if bulk is not None:
+        return set(bulk(originator_ids))
+    return {i for i in originator_ids if recorder.select_events(i, limit=1)}
 
 
 def forget_commands_before(recorder: object, moment: datetime) -> int:

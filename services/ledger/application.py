@@ -19,12 +19,11 @@ docs/decisions/010-daily-limit-across-placements.md.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -48,7 +47,7 @@ from domain.organisation import Organisation, OrganisationSettings
 from domain.placement import Placement
 from domain.placement.minors import ChildLabourPolicy
 from domain.program import ApprenticeshipProgram
-from infra.command_log import CommandKey, recorded_command
+from infra.command_log import CommandKey, recorded_command, stored_originators
 from services.ledger.birth_dates import BirthDates, BirthDatesInMemory
 from services.ledger.command_keys import command
 from services.ledger.results import CommandResult
@@ -70,6 +69,9 @@ class DateAsISO(Transcoding):
 
 log = logging.getLogger(__name__)
 
+LOOK_AHEAD_DAYS = 366
+"""How far an import's bulk look-up of a learner's days reaches (``Ledger._look_ahead``)."""
+
 
 class Ledger(Application[UUID]):
     name = "WBLLedger"
@@ -86,7 +88,7 @@ class Ledger(Application[UUID]):
         """Commands in this thread are staged, not saved, until ``save_unit``."""
         if getattr(self._local, "unit", None) is not None:
             raise RuntimeError("units of work do not nest")
-        unit = UnitOfWork()
+        unit = UnitOfWork(restore=self._restore)
         self._local.unit = unit
         try:
             yield unit
@@ -96,7 +98,7 @@ class Ledger(Application[UUID]):
     def save_unit(self, unit: UnitOfWork, *more: Aggregate) -> int:
         """Save every staged aggregate (and ``more``) in one transaction; return the last
         position, or 0 when there was nothing to save."""
-        aggregates = [*unit.staged.values(), *more]
+        aggregates = [*unit.to_save(), *more]
         if not aggregates:
             return 0
         try:
@@ -113,13 +115,18 @@ class Ledger(Application[UUID]):
         unit: UnitOfWork | None = getattr(self._local, "unit", None)
         if unit is None or unit.row is None:
             return self.repository.get(aggregate_id)
-        if aggregate_id in unit.row:
-            return unit.row[aggregate_id]
-        staged = unit.staged.get(aggregate_id)
-        aggregate = copy.deepcopy(staged) if staged is not None else self.repository.get(
-            aggregate_id)
-        unit.row[aggregate_id] = aggregate
-        return aggregate
+        return unit.take(aggregate_id, self.repository.get)
+
+    def _restore(self, aggregate_id: UUID, pending: Sequence[Any]) -> Aggregate:
+        """An aggregate as stored plus ``pending`` (a unit of work's events staged before a
+        refused row), rebuilt the way the repository rebuilds one from its events."""
+        stored_version = pending[0].originator_version - 1 if pending else None
+        aggregate: Any = (self.repository.get(aggregate_id, version=stored_version)
+                          if stored_version is None or stored_version > 0 else None)
+        for event in pending:
+            aggregate = event.mutate(aggregate)
+        aggregate.pending_events.extend(pending)
+        return cast(Aggregate, aggregate)
 
     def exists(self, aggregate_id: UUID) -> bool:
         try:
@@ -148,7 +155,7 @@ class Ledger(Application[UUID]):
         unit: UnitOfWork | None = getattr(self._local, "unit", None)
         if unit is not None and unit.row is not None:
             for aggregate in aggregates:
-                unit.row[aggregate.id] = aggregate
+                unit.enter(aggregate)
             first = aggregates[0]
             return CommandResult(aggregate_id=first.id, version=first.version, position=0,
                                  created_id=created_id)
@@ -973,6 +980,8 @@ class Ledger(Application[UUID]):
         """The young learner's week, for entries the FLSA 14-15 limits bind; else None."""
         if not placement.child_labour_applies(work_date, kind, born):
             return None
+        self._look_ahead(LearnerWeek.create_id(placement.learner_id, work_date),
+                         lambda d: LearnerWeek.create_id(placement.learner_id, d), work_date)
         try:
             week: object = self._get(LearnerWeek.create_id(placement.learner_id, work_date))
         except AggregateNotFoundError:
@@ -981,9 +990,23 @@ class Ledger(Application[UUID]):
         assert isinstance(week, LearnerWeek)
         return week
 
+    def _look_ahead(self, wanted: UUID, id_on: Callable[[date], UUID], day: date) -> None:
+        """Inside a unit of work (an import), ask the store once which of a learner's days
+        (or weeks) of the year from ``day`` exist, instead of once per row: most rows of a
+        timesheet open a day nobody has opened yet, and each of those look-ups was a query
+        (decision 062)."""
+        unit: UnitOfWork | None = getattr(self._local, "unit", None)
+        if unit is None or not unit.not_looked_up([wanted]):
+            return
+        asked = unit.not_looked_up(dict.fromkeys(
+            id_on(day + timedelta(days=n)) for n in range(LOOK_AHEAD_DAYS)))
+        unit.note_stored(asked, stored_originators(self.recorder, asked))
+
     def _learner_day(self, actor: Actor, learner_id: str, day: date) -> LearnerDay:
         """The learner's day, opened if this is their first entry on that date. Two writers
         opening the same day both write version 1 of the same id: one is refused."""
+        self._look_ahead(LearnerDay.create_id(learner_id, day),
+                         lambda d: LearnerDay.create_id(learner_id, d), day)
         try:
             learner_day: object = self._get(LearnerDay.create_id(learner_id, day))
         except AggregateNotFoundError:

@@ -13,7 +13,9 @@ import pytest
 
 from domain.actor import Actor, Role
 from domain.imports import ImportedFile
+from domain.learner_day import LearnerDay
 from domain.placement import PlacementStatus
+from infra.command_log import stored_originators
 from infra.database import personal_data_vault
 from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
@@ -137,6 +139,49 @@ def test_valid_rows_mode_keeps_the_good_rows_and_lists_the_bad(
     again = run(ledger_today, vault, ImportKind.TIMESHEETS, fixed, ImportMode.VALID_ROWS)
     assert again.rows_unchanged == 4 and again.rows_recorded == 3, again.rejected
     assert [r.code for r in again.rejected] == ["before-start"]  # P-2 row dated before P-2
+
+
+def test_a_refused_row_leaves_no_trace_in_the_records_earlier_rows_staged(
+        ledger_today: Ledger, vault: PersonalDataVault) -> None:
+    """A row's commands run on the staged records themselves (decision 062); a row refused
+    halfway (its hours logged, its approval refused) must leave the placement and the
+    learner's day exactly as the rows before it left them, for the rows after it (had the
+    refused row's entry stayed, the next row would overlap it)."""
+    run(ledger_today, vault, ImportKind.PLACEMENTS, TRACKER)
+    sheet = TIMESHEET + "P-1,2025-01-21,1,on_the_job,approved,sup-1,2025-01-22,\n" \
+                        "P-1,2025-01-21,2,related_instruction,approved,learner-x,2025-01-22,\n" \
+                        "P-1,2025-01-21,3,related_instruction,approved,sup-1,2025-01-22,\n"
+    report = run(ledger_today, vault, ImportKind.TIMESHEETS, sheet, ImportMode.VALID_ROWS)
+    assert [(r.row, r.code) for r in report.rejected] == [(7, "not-supervisor")]
+    assert report.rows_recorded == 6
+    p1 = ledger_today.get_placement(stable_id(ORG, "placement", "P-1"))
+    assert sorted((e.work_date.isoformat(), e.minutes, str(e.status))
+                  for e in p1.entries.values()) == [
+        ("2025-01-14", 270, "approved"), ("2025-01-15", 240, "rejected"),
+        ("2025-01-16", 180, "logged"), ("2025-01-21", 60, "approved"),
+        ("2025-01-21", 180, "approved")]
+    assert p1.approved_minutes() == 270 + 60 + 180
+    stored = ledger_today.recorder.select_events(p1.id)
+    assert [s.originator_version for s in stored] == list(range(1, p1.version + 1))
+    day = ledger_today.repository.get(LearnerDay.create_id(p1.learner_id, date(2025, 1, 21)))
+    assert sorted(minutes for _, minutes in day.claims.values()) == [60, 180]
+    day_events = ledger_today.recorder.select_events(day.id)
+    assert [s.originator_version for s in day_events] == [1, 2, 3]
+
+
+def test_the_bulk_look_up_of_stored_records_agrees_with_one_by_one(
+        ledger_today: Ledger, vault: PersonalDataVault) -> None:
+    """The import asks the store once which of a learner's days exist (decision 062); on
+    both stores that answer must be what a look-up of each id would say."""
+    run(ledger_today, vault, ImportKind.PLACEMENTS, TRACKER)
+    run(ledger_today, vault, ImportKind.TIMESHEETS, TIMESHEET)
+    p1 = ledger_today.get_placement(stable_id(ORG, "placement", "P-1"))
+    asked = [LearnerDay.create_id(p1.learner_id, date(2025, 1, d)) for d in range(10, 20)]
+    asked.append(p1.id)
+    one_by_one = {i for i in asked if ledger_today.recorder.select_events(i, limit=1)}
+    assert len(one_by_one) == 4  # three days with hours, and the placement
+    assert stored_originators(ledger_today.recorder, asked) == one_by_one
+    assert stored_originators(ledger_today.recorder, []) == set()
 
 
 def test_a_later_tracker_applies_only_what_changed(ledger_today: Ledger,
