@@ -216,6 +216,11 @@ class Idempotency:
         if actor is None:  # the route answers 401
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        if app_state.failed_authentications.retry_after(client[0] if client else "-") is None:
+            # The token is checked once per request: ``authenticate`` takes the actor from
+            # the request's state (a throttled client is left to it, to answer 429).
+            scope.setdefault("state", {}).setdefault("actor", actor)
 
         body = await _read_body(receive)
         digest = hashlib.sha256()
