@@ -57,8 +57,8 @@ def raw_ledger(settings: Settings, seconds: float) -> dict[str, Any]:
     for ``seconds`` (a cold ledger, as the API processes start cold)."""
     ledger = build_ledger(settings, birth_dates=BirthDatesInMemory())
     actor = Actor("coord-bench", Role.COORDINATOR, "district-042")
-    details: dict[str, Any] = {**BODY, "hourly_wage": Decimal("16.50"), "starts_on": date(2027, 1, 11),
-               "ends_on": date(2027, 5, 21)}
+    details: dict[str, Any] = {**BODY, "hourly_wage": Decimal("16.50"),
+                               "starts_on": date(2027, 1, 11), "ends_on": date(2027, 5, 21)}
     latencies: list[float] = []
     try:
         started = time.perf_counter()
