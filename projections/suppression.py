@@ -37,6 +37,11 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
+try:  # HiGHS as scipy >= 1.15 bundles it: the bindings highspy publishes, under scipy's name
+    from scipy.optimize._highspy import _core as _highs
+except ImportError:  # pragma: no cover - older scipy: every program through ``milp``
+    _highs = None
+
 Key = tuple[str, str, str, str]
 Kind = Literal["learners", "count", "hours"]
 
@@ -216,6 +221,286 @@ def _ranges(keys: list[Key], rels: list[Relation], known: Mapping[Key, tuple[int
     return found
 
 
+def _free_components(free: list[Key], rels: list[Relation]
+                     ) -> list[tuple[list[Key], list[Relation]]]:
+    """The hidden figures grouped by the relations that join them. A published figure is a
+    constant, not a variable: two hidden figures interact only through a relation holding
+    both (or a chain of such), so each group's ranges are those of its own program. The
+    relations with no hidden term hold for the true figures and constrain nothing."""
+    parent: dict[Key, Key] = {k: k for k in free}
+
+    def find(k: Key) -> Key:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    holding: list[tuple[Key, Relation]] = []
+    for rel in rels:
+        terms = [t for t in rel.terms if t in parent]
+        if not terms:
+            continue
+        first = find(terms[0])
+        for term in terms[1:]:
+            other = find(term)
+            if other != first:
+                parent[other] = first
+        holding.append((terms[0], rel))
+    members: dict[Key, list[Key]] = defaultdict(list)
+    for k in free:
+        members[find(k)].append(k)
+    rels_of: dict[Key, list[Relation]] = defaultdict(list)
+    for term, rel in holding:
+        rels_of[find(term)].append(rel)
+    return [(members[root], rels_of[root]) for root in sorted(members)]
+
+
+Row = tuple[tuple[tuple[int, int], ...], int | None, int | None]
+"""A linear fact over a program's variables: (variable, coefficient) pairs and the whole
+lower and upper bounds of their sum (None: none)."""
+
+
+class _Program:
+    """The program of one group of hidden figures (``_free_components``): one whole variable
+    at least 1 per hidden figure, the published figures as constants. Its matrix is built
+    once; between the programs of its figures only the objective changes, and HiGHS starts
+    each relaxation from the last one's basis."""
+
+    TOLERANCE = 1e-6
+    """Relative slack allowed to HiGHS's floating-point optimum when it is used as a bound:
+    a looser bound only sends more figures to the integer program, never a wrong answer."""
+
+    def __init__(self, keys: list[Key], rels: list[Relation], values: Mapping[Key, int],
+                 warm: bool = True) -> None:
+        self.keys = keys
+        self.index = {k: i for i, k in enumerate(keys)}
+        entries: list[tuple[int, int, int]] = []  # row, variable, coefficient
+        lows: list[int | None] = []
+        highs: list[int | None] = []
+
+        def add(terms: list[tuple[Key, int]], lo: int | None, hi: int | None) -> None:
+            constant = 0
+            row = len(lows)
+            for k, c in terms:
+                if k in self.index:
+                    entries.append((row, self.index[k], c))
+                else:
+                    constant += c * values[k]
+            if entries and entries[-1][0] == row:
+                lows.append(None if lo is None else lo - constant)
+                highs.append(None if hi is None else hi - constant)
+
+        for rel in rels:
+            if rel.kind == "sum":
+                add([(rel.total, 1)] + [(p, -1) for p in rel.parts], 0, 0)
+            elif rel.kind == "cover":
+                add([(rel.total, 1)] + [(p, -1) for p in rel.parts], None, 0)
+                for p in rel.parts:
+                    add([(p, 1), (rel.total, -1)], None, 0)
+            else:
+                add([(rel.parts[0], 1), (rel.total, -1)], None, 0)
+        n, m = len(keys), len(lows)
+        self.matrix = coo_array(
+            (np.array([c for _, _, c in entries], dtype=np.int64),
+             (np.array([r for r, _, _ in entries], dtype=np.int64),
+              np.array([i for _, i, _ in entries], dtype=np.int64))),
+            shape=(m, n)).tocsr()
+        # Exact checks in int64: the figures are far below 2**62 / (terms in a row).
+        self.row_lower = np.array([lo if lo is not None else 0 for lo in lows], dtype=np.int64)
+        self.row_upper = np.array([hi if hi is not None else 0 for hi in highs],
+                                  dtype=np.int64)
+        self.has_lower = np.array([lo is not None for lo in lows], dtype=bool)
+        self.has_upper = np.array([hi is not None for hi in highs], dtype=bool)
+        self.float_lower = np.where(self.has_lower, self.row_lower.astype(float), -np.inf)
+        self.float_upper = np.where(self.has_upper, self.row_upper.astype(float), np.inf)
+        self.programs = {"relaxed": 0, "integer": 0}
+        self.warm = warm and _highs is not None
+        self._solver: Any = None
+        self._objective: int | None = None
+        self.lowest: Any = None  # per variable, the lowest value in a whole solution found
+        self.highest: Any = None
+
+    def solution(self, x: Any) -> Any:
+        """``x`` rounded to whole numbers, if that is a solution: checked in exact integer
+        arithmetic, not within HiGHS's tolerances; else None."""
+        point = np.rint(np.asarray(x, dtype=float)).astype(np.int64)
+        if len(point) != len(self.keys) or bool((point < 1).any()):
+            return None
+        sums = self.matrix @ point
+        if bool((self.has_lower & (sums < self.row_lower)).any()) or \
+                bool((self.has_upper & (sums > self.row_upper)).any()):
+            return None
+        return point
+
+    def _highs(self) -> Any:
+        """HiGHS holding this program's relaxation, built once (presolve off, so that each
+        run starts from the basis the previous one left)."""
+        if self._solver is None:
+            solver = _highs._Highs()
+            solver.setOptionValue("output_flag", False)
+            solver.setOptionValue("presolve", "off")
+            # Primal simplex: a new objective leaves the last basis feasible, so each run
+            # goes on from there (dual simplex measured 2x slower here: decision 060).
+            solver.setOptionValue("simplex_strategy", 4)
+            lp = _highs.HighsLp()
+            n, m = len(self.keys), len(self.row_lower)
+            lp.num_col_, lp.num_row_ = n, m
+            lp.col_cost_ = np.zeros(n)
+            lp.col_lower_ = np.ones(n)
+            lp.col_upper_ = np.full(n, _highs.kHighsInf)
+            lp.row_lower_ = np.where(self.has_lower, self.float_lower, -_highs.kHighsInf)
+            lp.row_upper_ = np.where(self.has_upper, self.float_upper, _highs.kHighsInf)
+            columns = self.matrix.tocsc()
+            lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
+            lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
+            lp.a_matrix_.start_ = columns.indptr.astype(np.int32)
+            lp.a_matrix_.index_ = columns.indices.astype(np.int32)
+            lp.a_matrix_.value_ = columns.data.astype(float)
+            solver.passModel(lp)
+            self._solver = solver
+        return self._solver
+
+    def _relaxed(self, i: int, highest: bool) -> tuple[str, float, Any]:
+        """('optimal', optimum of x_i, x), or ('unbounded', 0, None)."""
+        if self.warm:
+            solver = self._highs()
+            if self._objective is not None and self._objective != i:
+                solver.changeColCost(self._objective, 0.0)
+            solver.changeColCost(i, -1.0 if highest else 1.0)
+            self._objective = i
+            solver.run()
+            status = solver.getModelStatus()
+            if status in (_highs.HighsModelStatus.kUnbounded,
+                          _highs.HighsModelStatus.kUnboundedOrInfeasible):
+                return "unbounded", 0.0, None
+            if status != _highs.HighsModelStatus.kOptimal:
+                raise ValueError(f"HiGHS could not bound {self.keys[i]}: "
+                                 f"{solver.modelStatusToString(status)}")
+            value = float(solver.getInfo().objective_function_value)
+            return "optimal", -value if highest else value, solver.getSolution().col_value
+        return self._milp(i, highest, whole=False)
+
+    def _milp(self, i: int, highest: bool, whole: bool) -> tuple[str, float, Any]:
+        n = len(self.keys)
+        c = np.zeros(n)
+        c[i] = -1.0 if highest else 1.0
+        constraints = [LinearConstraint(self.matrix.astype(float), self.float_lower,
+                                        self.float_upper)] if len(self.row_lower) else []
+        # Presolve off for the relaxation: with it, HiGHS (1.12) answered "infeasible" for
+        # an unbounded relaxation here, and "optimal" at 727 for an unbounded integer
+        # program; the integer program is only asked when the relaxation is bounded.
+        found = milp(c, constraints=constraints, bounds=Bounds(np.ones(n), np.inf),
+                     integrality=np.ones(n) if whole else None,
+                     options={"mip_rel_gap": 0.0} if whole else {"presolve": False})
+        if found.status != 0:
+            if highest and (found.status == 3 or "nbounded" in str(found.message)):
+                return "unbounded", 0.0, None
+            raise ValueError(f"HiGHS could not bound {self.keys[i]}: {found.message}")
+        return "optimal", -float(found.fun) if highest else float(found.fun), found.x
+
+    def optimum(self, target: Key, highest: bool, whole: bool) -> tuple[int | None, Any]:
+        """A bound on the target's lowest (or highest) whole value, None when it has no
+        highest, and a whole solution if HiGHS's optimum rounds to one (else None).
+        ``whole``: the integer program (the bound is then its optimum); otherwise the LP
+        relaxation, whose optimum bounds the integer one (the relaxation allows more). The
+        true figures are a solution, so "unbounded" can only mean no highest value."""
+        i = self.index[target]
+        self.programs["integer" if whole else "relaxed"] += 1
+        status, value, x = self._milp(i, highest, True) if whole else \
+            self._relaxed(i, highest)
+        if status == "unbounded":
+            return None, None
+        point = self.solution(x)
+        if whole:
+            return round(value), point
+        slack = self.TOLERANCE * max(1.0, abs(value))
+        return (int(np.floor(value + slack)) if highest else int(np.ceil(value - slack))), point
+
+
+class _Proofs:
+    """What the rounds of one ``suppress`` have proven about the hidden figures.
+
+    A figure's range is at least ``needed`` wide when two whole-number solutions of its
+    program (each checked exactly) give it values that far apart; it is narrower when the
+    relaxation's (or the integer program's) bounds are closer than that. Hiding one more
+    figure turns a constant into a variable, so every solution found in an earlier round is
+    still one and a range proven wide stays wide: a figure proven wide is not looked at
+    again, and a figure proven narrow only when its group of hidden figures changed."""
+
+    def __init__(self, values: Mapping[Key, int], warm: bool = True) -> None:
+        self.lowest = dict(values)  # lowest value in a whole solution found (the truth is one)
+        self.highest = dict(values)
+        self.wide: set[Key] = set()
+        self.narrow_in: dict[Key, frozenset[Key]] = {}
+        self.programs = {"relaxed": 0, "integer": 0}
+        self.warm = warm
+
+    def _seen(self, program: _Program, point: Any) -> None:
+        if point is None:
+            return
+        keys = program.keys
+        for i in np.flatnonzero(point < program.lowest):
+            program.lowest[i] = self.lowest[keys[i]] = int(point[i])
+        for i in np.flatnonzero(point > program.highest):
+            program.highest[i] = self.highest[keys[i]] = int(point[i])
+
+    def _proven_wide(self, k: Key, needed: int) -> bool:
+        if self.highest[k] - self.lowest[k] >= needed:
+            self.wide.add(k)
+            return True
+        return False
+
+    def narrow(self, members: list[Key], rels: list[Relation], values: Mapping[Key, int],
+               kinds: Mapping[str, str], min_cell: int) -> list[Key]:
+        """The figures of one group whose range is narrower than needed, sorted. First the
+        relaxation's lowest of every open figure, then its highest (neighbouring programs
+        start close to each other's optimum); the integer programs only for a side the
+        relaxation leaves open."""
+        here = frozenset(members)
+        needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
+                  if k not in self.wide and self.narrow_in.get(k) != here}
+        open_ = [k for k in members if k in needed and not self._proven_wide(k, needed[k])]
+        if not open_:
+            return [k for k in members if k not in self.wide]
+        program = _Program(members, rels, values, self.warm)
+        program.lowest = np.array([self.lowest[k] for k in members], dtype=np.int64)
+        program.highest = np.array([self.highest[k] for k in members], dtype=np.int64)
+        lowest: dict[Key, int] = {}
+        for target in open_:
+            if not self._proven_wide(target, needed[target]):
+                bound, point = program.optimum(target, highest=False, whole=False)
+                assert bound is not None
+                lowest[target] = bound
+                self._seen(program, point)
+        for target, low in lowest.items():
+            need = needed[target]
+            if self._proven_wide(target, need):
+                continue
+            high, point = program.optimum(target, highest=True, whole=False)
+            if high is None:
+                self.wide.add(target)
+                continue
+            self._seen(program, point)
+            if self._proven_wide(target, need):
+                continue
+            if high - low >= need:  # only the integer programs can tell
+                exact_low: int | None = low
+                exact_high: int | None = high
+                if self.lowest[target] > low:
+                    exact_low, point = program.optimum(target, highest=False, whole=True)
+                    self._seen(program, point)
+                if self.highest[target] < high:
+                    exact_high, point = program.optimum(target, highest=True, whole=True)
+                    self._seen(program, point)
+                if exact_high is None or exact_low is None or exact_high - exact_low >= need:
+                    self.wide.add(target)
+                    continue
+            self.narrow_in[target] = here
+        for name, count in program.programs.items():
+            self.programs[name] += count
+        return [k for k in members if k not in self.wide]
+
+
 def audit(keys: Iterable[Key], known: Mapping[Key, tuple[int, int]], hidden: Iterable[Key],
           parents: Mapping[str, str | None], kinds: Mapping[str, str],
           min_cell: int) -> list[Finding]:
@@ -237,7 +522,8 @@ def audit(keys: Iterable[Key], known: Mapping[Key, tuple[int, int]], hidden: Ite
 
 def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
              parents: Mapping[str, str | None], kinds: Mapping[str, str], min_cell: int,
-             already_known: Mapping[Key, int] | None = None) -> set[Key]:
+             already_known: Mapping[Key, int] | None = None, *, warm: bool = True
+             ) -> set[Key]:
     """The figures to hide. ``values`` are the true figures (all at least 1), ``learners``
     how many learners each counts (primary suppression looks at those), ``already_known``
     figures a reader has from elsewhere (the previous report for the period, unchanged
@@ -284,25 +570,18 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
                     hidden.add(choice)
                     changed = True
 
-    components = _components(keys, rels)
-    audited: dict[int, tuple[frozenset[Key], list[Finding]]] = {}
+    # Findings come in the order of the measures' components, then by key, as they always
+    # have: which complementary cell is picked depends on that order.
+    order = {k: number for number, (members, _) in enumerate(_components(keys, rels))
+             for k in members}
+    proofs = _Proofs(values, warm)
 
-    def narrow_findings() -> list[Finding]:
-        """The audit, redone only for the components whose hidden figures changed."""
-        found: list[Finding] = []
-        for number, (members, rels_here) in enumerate(components):
-            targets = frozenset(k for k in members if k in hidden and k not in extra)
-            if not targets:
-                continue
-            if number not in audited or audited[number][0] != targets:
-                shown = {k: (values[k], values[k]) for k in members
-                         if k not in hidden or k in extra}
-                ranges = _ranges(members, rels_here, shown, sorted(targets))
-                audited[number] = (targets, [
-                    Finding(k, lo, hi, needed_width(kinds.get(k[1], "count"), min_cell))
-                    for k, (lo, hi) in sorted(ranges.items())])
-            found += [f for f in audited[number][1] if not f.protected]
-        return found
+    def narrow_findings() -> list[Key]:
+        """The hidden figures (not known from elsewhere) whose range is too narrow."""
+        free = sorted(k for k in hidden if k not in extra)
+        found = [k for members, rels_here in _free_components(free, rels)
+                 for k in proofs.narrow(members, rels_here, values, kinds, min_cell)]
+        return sorted(found, key=lambda k: (order[k], k))
 
     while True:
         quick_rules()
@@ -310,14 +589,14 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
         if not narrow:
             return hidden
         added = False
-        for finding in narrow:
-            choice = pick(t for rel in containing[finding.key] for t in rel.terms)
+        for key in narrow:
+            choice = pick(t for rel in containing[key] for t in rel.terms)
             if choice is not None:
                 hidden.add(choice)
                 added = True
         if not added:
             raise ValueError("No published figure is left to hide beside "
-                             f"{narrow[0].key}; the report cannot protect it.")
+                             f"{narrow[0]}; the report cannot protect it.")
 
 
 def published_range(kind: str, value: int | str) -> tuple[int, int]:

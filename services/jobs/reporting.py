@@ -130,7 +130,10 @@ def compute_state_report(
     """The report as of the cut-off; ``HierarchyUnresolved`` when an organisation it names
     was not registered (as an event) by then."""
     cutoff, recorded = resolve_cutoff(ledger, position=position, as_of=as_of)
-    events = list(envelopes_until(ledger, cutoff, settings.event_source))
+    # The events as they are read, not a list of them here: ``build_report`` is what holds
+    # them (it folds them twice, the hierarchy and the placements); were it to fold them in
+    # one pass, the report's memory would no longer grow with the history (decision 060).
+    events = envelopes_until(ledger, cutoff, settings.event_source)
     profiles = vault.profiles_as_of(None, recorded)  # learners absent here: NotReported
     return build_report(period, events, None, profiles,
                         cutoff_position=cutoff, cutoff_recorded_at=recorded.isoformat(),
