@@ -80,10 +80,13 @@ def raw_consume(bootstrap: str, topic: str, records: int) -> float:
 
 
 def replay(settings: Settings, bootstrap: str, topic: str, distinct: int,
-           max_batch: int | None = None) -> tuple[float, list[tuple[int, float]]]:
-    """``max_batch``: the projector's events per transaction (None: its default)."""
+           max_batch: int | None = None, prefetch: bool = False
+           ) -> tuple[float, list[tuple[int, float]]]:
+    """``max_batch``: the projector's events per transaction (None: its default);
+    ``prefetch``: fetch and decode in a child process (decision 063)."""
     engine = read_model_engine(settings)
-    projector = Projector(engine, bootstrap=bootstrap, topic=topic, poll_timeout_ms=200)
+    projector = Projector(engine, bootstrap=bootstrap, topic=topic, poll_timeout_ms=200,
+                          prefetch=prefetch)
     if max_batch is not None:
         projector.max_batch = max_batch
     stop = threading.Event()

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
         5000, ge=1, description="Most records the projector applies in one transaction when "
         "it is behind the topic (one poll's records at least).",
     )
+    projector_prefetch: bool = Field(
+        False, description="Fetch and decode records in a child process while the projector "
+        "folds (decision 063): for replaying a long history into fresh read models on a "
+        "machine with a core to spare.",
+    )
     read_wait_timeout_s: float = Field(
         5.0, ge=0, description="How long a GET with `min_position` waits for the read model."
     )

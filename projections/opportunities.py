@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     select,
 )
 
@@ -137,31 +138,48 @@ class OpportunityProjection:
     name = "opportunities"
     aggregate_type = "Opportunity"
 
+    def __init__(self, table: Table = opportunity_view) -> None:
+        """``table``: ``opportunity_view``, or a rebuild's fresh copy of it."""
+        self.table = table
+
     def apply_many(self, conn: Connection, events: Sequence[Envelope]) -> None:
-        """Only opportunities' events, one by one: they are a few in a thousand."""
-        for event in events:
-            if event.aggregate_type == self.aggregate_type:
-                self.apply(conn, event)
+        """Only opportunities' events (a few in a thousand): their rows read in one query,
+        folded in memory, written in one statement each for the new and the changed (one
+        query and one compiled statement per event made this projection a tenth of a
+        replay's time)."""
+        mine = [e for e in events if e.aggregate_type == self.aggregate_type]
+        if not mine:
+            return
+        ids = list(dict.fromkeys(e.aggregate_id for e in mine))
+        before: dict[str, OpportunityView] = {}
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(select(self.table).where(
+                self.table.c.id.in_(ids[start:start + 500]))).mappings()
+            before.update((r["id"], _to_view(r)) for r in rows)
+        views = dict(before)
+        for event in mine:
+            after = evolve(views.get(event.aggregate_id), event)
+            if after is not None:
+                views[event.aggregate_id] = after
+        inserts = [_row(v) for i, v in views.items() if i not in before]
+        updates = [{f"b_{k}": value for k, value in _row(v).items()}
+                   for i, v in views.items() if i in before and v is not before[i]]
+        if inserts:
+            conn.execute(self.table.insert(), inserts)
+        if updates:
+            conn.execute(
+                self.table.update()
+                .where(self.table.c.id == bindparam("b_id"))
+                .values({c.name: bindparam(f"b_{c.name}") for c in self.table.columns
+                         if c.name != "id"}),
+                updates)
 
     def legacy_row_table(self) -> Table | None:
         """No earlier layout kept hour entries here."""
         return None
 
     def apply(self, conn: Connection, event: Envelope) -> None:
-        if event.aggregate_type != self.aggregate_type:
-            return
-        before = self.get(conn, event.aggregate_id)
-        after = evolve(before, event)
-        if after is None:
-            return
-        row = asdict(after)
-        row["hourly_wage"] = str(after.hourly_wage) if after.hourly_wage is not None else None
-        if before is None:
-            conn.execute(opportunity_view.insert().values(**row))
-        else:
-            conn.execute(
-                opportunity_view.update().where(opportunity_view.c.id == after.id).values(**row)
-            )
+        self.apply_many(conn, [event])
 
     @staticmethod
     def get(conn: Connection, opportunity_id: str) -> OpportunityView | None:
@@ -181,6 +199,12 @@ class OpportunityProjection:
             query = query.where(opportunity_view.c.status == status)
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [_to_view(r) for r in rows]
+
+
+def _row(view: OpportunityView) -> dict[str, Any]:
+    row = asdict(view)
+    row["hourly_wage"] = str(view.hourly_wage) if view.hourly_wage is not None else None
+    return row
 
 
 def _to_view(row: Any) -> OpportunityView:

@@ -12,10 +12,10 @@ does not have: a new event type is a decision for every read model, never a sile
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection, MetaData, Table, select
+from sqlalchemy import Connection, MetaData, Table
 
 from domain.contract.envelope import Envelope
 from projections import apprenticeship_hours as hours_module
@@ -59,35 +59,12 @@ class ProjectionKind:
     """Event types it deliberately leaves alone (listed, so a new type is a decision)."""
 
 
-class _RebuiltOpportunities(OpportunityProjection):
-    """The opportunities fold writing into a copy of ``opportunity_view``."""
-
-    def __init__(self, table: Table) -> None:
-        self.table = table
-
-    def apply(self, conn: Connection, event: Envelope) -> None:
-        if event.aggregate_type != self.aggregate_type:
-            return
-        row = conn.execute(select(self.table).where(self.table.c.id == event.aggregate_id)
-                           ).mappings().first()
-        before = opportunities_module._to_view(row) if row is not None else None
-        after = opportunities_module.evolve(before, event)
-        if after is None:
-            return
-        values = asdict(after)
-        values["hourly_wage"] = str(after.hourly_wage) if after.hourly_wage is not None else None
-        if before is None:
-            conn.execute(self.table.insert().values(**values))
-        else:
-            conn.execute(self.table.update().where(self.table.c.id == after.id).values(**values))
-
-
 def _fresh_opportunities(md: MetaData, suffix: str) -> tuple[Projection, list[Table]]:
     live = opportunities_module.opportunity_view
     table = live.to_metadata(md, name=f"{live.name}{suffix}")
     for index in list(table.indexes):  # keep index names unique across generations
         index.name = f"{index.name}{suffix}"  # type: ignore[assignment]
-    return _RebuiltOpportunities(table), [table]
+    return OpportunityProjection(table), [table]
 
 
 def _fresh_transcripts(md: MetaData, suffix: str) -> tuple[Projection, list[Table]]:

@@ -122,6 +122,7 @@ class Runtime:
                 topic=settings.topic,
                 poll_timeout_ms=settings.projector_poll_timeout_ms,
                 max_batch=settings.projector_max_batch,
+                prefetch=settings.projector_prefetch,
             )
             audit_checkpoints.attach(runtime.projector, settings)
         return runtime

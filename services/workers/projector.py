@@ -36,11 +36,13 @@ from infra.consumer import (
     Decision,
     Delivery,
     PartitionPosition,
+    Reader,
     SequenceGap,
     TopicReader,
     decide,
 )
 from infra.leases import Lease, LeaseLost
+from infra.prefetch import PrefetchingReader
 from projections.registry import Projection, default_projections
 from projections.tables import applied_versions, consumer_positions, metadata
 from services.workers import audit_checkpoints
@@ -52,11 +54,11 @@ class TopicChanged(RuntimeError):
     """The topic under a running reader was re-created; reconnect and check positions."""
 
 
-def _check_not_recreated(reader: TopicReader) -> None:
-    for tp in reader.tps:
-        highwater = reader.consumer.highwater(tp)
-        if highwater is not None and highwater < reader.positions[tp.partition].next_offset:
-            raise TopicChanged(f"partition {tp.partition} now ends before this reader's position")
+def _check_not_recreated(reader: Reader) -> None:
+    for partition, position in reader.positions.items():
+        highwater = reader.highwater(partition)
+        if highwater is not None and highwater < position.next_offset:
+            raise TopicChanged(f"partition {partition} now ends before this reader's position")
 
 
 VERSION_CACHE_LIMIT = 200_000
@@ -89,7 +91,10 @@ class Projector:
         projections: list[Projection] | None = None,
         poll_timeout_ms: int = 200,
         max_batch: int = 5000,
+        prefetch: bool = False,
     ) -> None:
+        """``prefetch``: fetch and decode records in a child process while this one folds
+        (``infra/prefetch.py``, decision 063); for replays and long backlogs."""
         self.engine = engine
         self.bootstrap = bootstrap
         self.topic = topic
@@ -97,6 +102,7 @@ class Projector:
         self.projections = projections if projections is not None else default_projections()
         self.poll_timeout_ms = poll_timeout_ms
         self.max_batch = max_batch
+        self.prefetch = prefetch
         self.status = ProjectorStatus()
         self._versions: dict[str, int] = {}
         metadata.create_all(engine)
@@ -172,7 +178,7 @@ class Projector:
                 self._versions[aggregate_id] = int(found.get(aggregate_id, 0))
         return {a: self._versions[a] for a in aggregate_ids}
 
-    def apply_batch(self, reader: TopicReader, deliveries: list[Delivery],
+    def apply_batch(self, reader: Reader, deliveries: list[Delivery],
                     conn: Connection | None = None) -> int:
         """Apply one poll's deliveries in one transaction; return how many were new.
 
@@ -333,37 +339,46 @@ class Projector:
             partitions = kafka_io.partition_count(admin, self.topic)
         finally:
             admin.close()
-        consumer = kafka_io.consumer(
-            self.bootstrap, client_id=f"wbl-projector-{self.consumer_name}"
-        )
+        client_id = f"wbl-projector-{self.consumer_name}"
+        reader: Reader
+        if self.prefetch:
+            reader = PrefetchingReader(self.bootstrap, self.topic, partitions,
+                                       self.load_positions(), client_id=client_id,
+                                       batch=self.max_batch, timeout_ms=self.poll_timeout_ms)
+        else:
+            reader = TopicReader(kafka_io.consumer(self.bootstrap, client_id=client_id),
+                                 self.topic, partitions, self.load_positions())
         try:
-            reader = TopicReader(consumer, self.topic, partitions, self.load_positions())
-            self.status.connected = True
-            next_layout_check = time.monotonic() + 5
-            while not stop.is_set():
-                self.lease.check()
-                deliveries = reader.poll(self.poll_timeout_ms)
-                # Behind the topic end (a replay, a backlog), take what is already fetched
-                # into one transaction: fewer commits and each touched row written once.
-                while deliveries and len(deliveries) < self.max_batch:
-                    more = reader.poll(0)
-                    if not more:
-                        break
-                    deliveries.extend(more)
-                self.status.topic_resets += reader.resets
-                reader.resets = 0
-                if deliveries:
-                    self.apply_batch(reader, deliveries)
-                    audit_checkpoints.after_commit(self)  # signed head, decision 041
-                self.status.lag = reader.lag()
-                self.status.phase = "projecting"
-                _check_not_recreated(reader)
-                if time.monotonic() >= next_layout_check:
-                    found = consumer.partitions_for_topic(self.topic) or set()
-                    if len(found) != partitions:
-                        raise TopicChanged(
-                            f"topic now has {len(found)} partitions, not {partitions}"
-                        )
-                    next_layout_check = time.monotonic() + 5
+            self._read(stop, reader, partitions)
         finally:
-            consumer.close()
+            if isinstance(reader, PrefetchingReader):
+                reader.close()
+            else:
+                reader.consumer.close()
+
+    def _read(self, stop: threading.Event, reader: Reader, partitions: int) -> None:
+        self.status.connected = True
+        next_layout_check = time.monotonic() + 5
+        while not stop.is_set():
+            self.lease.check()
+            deliveries = reader.poll(self.poll_timeout_ms)
+            # Behind the topic end (a replay, a backlog), take what is already fetched
+            # into one transaction: fewer commits and each touched row written once.
+            while deliveries and len(deliveries) < self.max_batch:
+                more = reader.poll(0)
+                if not more:
+                    break
+                deliveries.extend(more)
+            self.status.topic_resets += reader.resets
+            reader.resets = 0
+            if deliveries:
+                self.apply_batch(reader, deliveries)
+                audit_checkpoints.after_commit(self)  # signed head, decision 041
+            self.status.lag = reader.lag()
+            self.status.phase = "projecting"
+            _check_not_recreated(reader)
+            if time.monotonic() >= next_layout_check:
+                found = reader.partition_count()
+                if found != partitions:
+                    raise TopicChanged(f"topic now has {found} partitions, not {partitions}")
+                next_layout_check = time.monotonic() + 5

@@ -4,7 +4,9 @@ going, and the audit trail's tamper check over the stored entries."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -40,15 +42,18 @@ def engine(store_settings: Settings) -> Engine:
     engine.dispose()
 
 
+@pytest.mark.parametrize("prefetch", [False, True], ids=["one-process", "prefetch"])
 def test_totals_are_exact_over_thousands_of_placements_with_duplicates(
-    engine: Engine, kafka_bootstrap: str, topic_name: str,
+    engine: Engine, kafka_bootstrap: str, topic_name: str, prefetch: bool,
 ) -> None:
+    """``prefetch``: the projector fetches and decodes in a child process (decision 063)."""
     history = generate(2000, seed=42)
     create_topic(kafka_bootstrap, topic_name)
     sent = publish(kafka_bootstrap, topic_name, history.envelopes, duplicates=0.05,
                    replay_head=0.2)
     assert sent > len(history.envelopes) * 1.2
-    projector = Projector(engine, bootstrap=kafka_bootstrap, topic=topic_name)
+    projector = Projector(engine, bootstrap=kafka_bootstrap, topic=topic_name,
+                          prefetch=prefetch)
     with running(projector):
         wait_until_applied(engine, len(history.envelopes))
         deadline = time.monotonic() + 30
@@ -84,6 +89,40 @@ def test_totals_are_exact_over_thousands_of_placements_with_duplicates(
                        if e.learner_id == learner)
         assert by_learner[learner] == want_all, learner
         assert totals["approved_ojl"] <= want_all
+    assert report.ok and report.chained == len(history.envelopes), report
+
+
+def test_a_killed_fetching_process_is_replaced_and_nothing_is_lost_or_doubled(
+    engine: Engine, kafka_bootstrap: str, topic_name: str,
+) -> None:
+    """With ``prefetch``, SIGKILL the child that fetches (twice, mid-replay): the projector
+    reconnects from its saved positions with a new child, and the totals are exact."""
+    history = generate(1500, seed=11)
+    create_topic(kafka_bootstrap, topic_name)
+    publish(kafka_bootstrap, topic_name, history.envelopes, duplicates=0.05)
+    projector = Projector(engine, bootstrap=kafka_bootstrap, topic=topic_name, prefetch=True,
+                          max_batch=500)
+    killed: set[int] = set()
+    with running(projector):
+        deadline = time.monotonic() + 60
+        while len(killed) < 2 and time.monotonic() < deadline:
+            children = [c for c in multiprocessing.active_children()
+                        if c.name.endswith("-fetch") and c.pid not in killed]
+            if children and projector.status.applied_total > 2000 * (len(killed) + 1):
+                assert children[0].pid is not None
+                os.kill(children[0].pid, signal.SIGKILL)
+                killed.add(children[0].pid)
+            time.sleep(0.05)
+        assert len(killed) == 2, "the replay ended before both kills"
+        wait_until_applied(engine, len(history.envelopes))
+    assert projector.status.applied_total == len(history.envelopes)
+    assert "fetching process" in (projector.status.last_error or "")
+    with engine.connect() as conn:
+        progress = ApprenticeshipHoursProjection().progress(
+            conn, apprenticeships_only=False, limit=10**6)
+        report = AuditTrailProjection().verify(conn)
+    assert {p.placement_id: p.approved_ojl_minutes for p in progress} == {
+        k: v.approved_ojl for k, v in history.expected.items()}
     assert report.ok and report.chained == len(history.envelopes), report
 
 
