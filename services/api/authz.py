@@ -327,10 +327,10 @@ def _relations_by_org(actor: Actor, organisation_id: str | None) -> set[Rel]:
 def check_placement(actor: Actor, ledger: Ledger, placement_id: UUID, rule_: Rule,
                     entry_id: str | None = None) -> Placement | None:
     """Object-level check on one placement: 404 if the actor may not see it, 403 if they
-    may see it but not do this. Returns the placement (None if it does not exist: the
-    command will answer its own 404)."""
+    may see it but not do this. Returns the placement, read-only (None if it does not
+    exist: the command will answer its own 404)."""
     try:
-        placement = ledger.get_placement(placement_id)
+        placement = ledger.read_placement(placement_id)
     except UnknownAggregate:
         if Rel.ADMIN in rule_.allowed and actor.role is Role.ADMIN:
             return None
