@@ -53,7 +53,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api_commands
+from benchmarks import api_commands, api_workers
 from benchmarks.replay_projections import PARTITIONS, raw_consume, replay
 from benchmarks.state_year import StateYear, write_profiles, write_store
 from domain.actor import Role
@@ -142,29 +142,46 @@ def _window_rates(samples: list[tuple[int, float]], distinct: int, seconds: floa
     return early, late
 
 
+def _replay_figures(sent: int, distinct: int, seconds: float,
+                    samples: list[tuple[int, float]]) -> dict[str, Any]:
+    early, late = _window_rates(samples, distinct, seconds)
+    memory = [m for _, m in samples]
+    return {"records_per_s": round(sent / seconds), "seconds": round(seconds, 1),
+            "first_fifth_events_per_s": round(early),
+            "last_fifth_events_per_s": round(late),
+            "rss_mb_at_10_percent": round(next(
+                (m for k, m in samples if k >= distinct // 10), memory[-1]), 1),
+            "rss_mb_peak": round(max(memory), 1),
+            "rss_mb_end": round(memory[-1], 1)}
+
+
 def measure_replay(bootstrap: str, topic: str, sent: int, distinct: int, folder: Path,
-                   data_dir: Path, rounds: int) -> dict[str, Any]:
-    raws, replays = [], []
+                   data_dir: Path, rounds: int, prefetch: str = "both") -> dict[str, Any]:
+    """Each round: the raw consumer, then a replay in one process and/or one that fetches
+    and decodes in a child process (``prefetch``: off, on, both; decision 063)."""
+    modes = {"off": [False], "on": [True], "both": [False, True]}[prefetch]
+    raws: list[float] = []
+    replays: dict[bool, list[dict[str, Any]]] = {m: [] for m in modes}
     for n in range(rounds):
         log(f"replay round {n + 1}: raw consumer")
         raws.append(sent / raw_consume(bootstrap, topic, sent))
-        target = data_dir if n == rounds - 1 else folder / f"replay-{n}"
-        target.mkdir(exist_ok=True)
-        log(f"replay round {n + 1}: all projections")
-        seconds, samples = replay(Settings(data_dir=target), bootstrap, topic, distinct)
-        early, late = _window_rates(samples, distinct, seconds)
-        memory = [m for _, m in samples]
-        replays.append({"records_per_s": round(sent / seconds), "seconds": round(seconds, 1),
-                        "first_fifth_events_per_s": round(early),
-                        "last_fifth_events_per_s": round(late),
-                        "rss_mb_at_10_percent": round(next(
-                            (m for k, m in samples if k >= distinct // 10), memory[-1]), 1),
-                        "rss_mb_peak": round(max(memory), 1),
-                        "rss_mb_end": round(memory[-1], 1)})
-        log(f"  raw {raws[-1]:,.0f} rec/s, replay {replays[-1]['records_per_s']:,} rec/s")
-    ratios = [r["records_per_s"] / raw for r, raw in zip(replays, raws, strict=True)]
-    return {"raw_records_per_s": [round(r) for r in raws], "replays": replays,
-            "ratios": [round(r, 3) for r in ratios]}
+        for mode in modes:
+            last = n == rounds - 1 and mode == modes[-1]
+            target = data_dir if last else folder / f"replay-{n}-{int(mode)}"
+            target.mkdir(exist_ok=True)
+            log(f"replay round {n + 1}: all projections{' (prefetch)' if mode else ''}")
+            seconds, samples = replay(Settings(data_dir=target), bootstrap, topic, distinct,
+                                      prefetch=mode)
+            replays[mode].append(_replay_figures(sent, distinct, seconds, samples))
+            log(f"  raw {raws[-1]:,.0f} rec/s, replay {replays[mode][-1]['records_per_s']:,} "
+                f"rec/s")
+    result: dict[str, Any] = {"raw_records_per_s": [round(r) for r in raws]}
+    for mode in modes:
+        key = "_prefetch" if mode else ""
+        result[f"replays{key}"] = replays[mode]
+        result[f"ratios{key}"] = [round(r["records_per_s"] / raw, 3)
+                                  for r, raw in zip(replays[mode], raws, strict=True)]
+    return result
 
 
 def _csv_text(header: list[str], rows: list[list[str]]) -> str:
@@ -398,12 +415,16 @@ def table(figures: dict[str, Any], section: str = "main") -> str:
              "| measure | ours | raw baseline, same run | ratio | target (issue 18) |",
              "|---|---|---|---|---|"]
     if rp:
-        for n, (r, raw, ratio) in enumerate(zip(rp["replays"], rp["raw_records_per_s"],
-                                               rp["ratios"], strict=True)):
-            lines.append(f"| replay, all projections, round {n + 1} | {r['records_per_s']:,} "
-                         f"rec/s ({r['seconds']} s) | {raw:,} rec/s (kafka-python) | "
-                         f"**{ratio:.2f}** | ≥ 0.5 |")
-        last = rp["replays"][-1]
+        for key, label in (("", ""), ("_prefetch", ", fetching in a child process")):
+            if f"replays{key}" not in rp:
+                continue
+            for n, (r, raw, ratio) in enumerate(zip(rp[f"replays{key}"],
+                                                   rp["raw_records_per_s"],
+                                                   rp[f"ratios{key}"], strict=True)):
+                lines.append(f"| replay, all projections{label}, round {n + 1} | "
+                             f"{r['records_per_s']:,} rec/s ({r['seconds']} s) | {raw:,} rec/s "
+                             f"(kafka-python) | **{ratio:.2f}** | ≥ 0.5 |")
+        last = (rp.get("replays_prefetch") or rp["replays"])[-1]
         flat = last["last_fifth_events_per_s"] / max(last["first_fifth_events_per_s"], 1)
         lines.append(f"| replay rate, first fifth → last fifth (last round) | "
                      f"{last['first_fifth_events_per_s']:,} → "
@@ -430,9 +451,14 @@ def table(figures: dict[str, Any], section: str = "main") -> str:
         lines.append(f"| HTTP commands, open loop at {o['target_per_s']:.0f}/s | "
                      f"{o['achieved_per_s']} cmd/s, p50 {o['p50_ms']} ms, "
                      f"**p99 {o['p99_ms']} ms** | | | p99 ≤ 25 ms |")
-    if cm:
-        lines.append("| `wbl api --workers N` on PostgreSQL | not measured: the option does "
-                     "not exist yet | | | N = 1, 2 |")
+    wk = figures.get("workers")
+    if wk:
+        for n, w in sorted(wk["by_workers"].items(), key=lambda kv: int(kv[0])):
+            lines.append(
+                f"| `wbl api --workers {n}` on PostgreSQL, closed loop 16 | "
+                f"{w['commands_per_s']:,} cmd/s (p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms; "
+                f"{wk['scaling'][n]:.2f} of N = 1) | raw ledger on the same database | "
+                f"**{w['ratio_to_raw']:.2f}** | N = 1, 2: scaling |")
     rep = figures.get("report")
     if rep:
         if rep.get("finished", True):
@@ -476,7 +502,10 @@ def main() -> None:
                         help="stop wbl report state after this many seconds (its suppression "
                              "audit grows fast with the organisations: docs/performance.md)")
     parser.add_argument("--skip", default="", help="comma-separated: replay, import, "
-                                                   "commands, report, reads")
+                                                   "commands, workers, report, reads")
+    parser.add_argument("--prefetch", choices=["off", "on", "both"], default="both",
+                        help="replays in one process, fetching in a child process, or both "
+                             "(decision 063)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--write-docs", action="store_true",
                         help="replace the generated table in docs/performance.md")
@@ -504,7 +533,7 @@ def main() -> None:
             if "replay" not in skip:
                 figures["replay"] = measure_replay(
                     broker.bootstrap_servers, topic, history["records_on_topic"],
-                    history["events"], folder, data_dir, args.rounds)
+                    history["events"], folder, data_dir, args.rounds, args.prefetch)
             broker.stop()
             broker = None
             if "report" not in skip:
@@ -517,6 +546,11 @@ def main() -> None:
             if "commands" not in skip:
                 log("commands")
                 figures["commands"] = measure_commands(folder, args.seconds, args.rate)
+            if "workers" not in skip:
+                log("wbl api --workers 1, 2 on PostgreSQL")
+                (folder / "workers").mkdir()
+                figures["workers"] = api_workers.measure_workers(
+                    folder / "workers", args.seconds, [1, 2], rate=args.rate)
     finally:
         if broker is not None:
             broker.stop()
