@@ -482,8 +482,10 @@ class _Proofs:
     def narrow(self, members: list[Key], rels: list[Relation], values: Mapping[Key, int],
                kinds: Mapping[str, str], min_cell: int) -> list[Key]:
         """The figures of one group whose range is narrower than needed, sorted. First the
-        relaxation's lowest of every open figure, then its highest (neighbouring programs
-        start close to each other's optimum); the integer programs only for a side the
+        relaxation's highest of every open figure (neighbouring programs start close to each
+        other's optimum; a figure with no highest is wide, and a small hidden figure's range
+        is mostly above it), then the lowest of those still open (at 100,000 events: 5,355
+        relaxations against 7,813 lowest first); the integer programs only for a side the
         relaxation leaves open."""
         here = frozenset(members)
         needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
@@ -494,21 +496,22 @@ class _Proofs:
         program = _Program(members, rels, values, self.warm)
         program.lowest = np.array([self.lowest[k] for k in members], dtype=np.int64)
         program.highest = np.array([self.highest[k] for k in members], dtype=np.int64)
-        lowest: dict[Key, int] = {}
+        highest: dict[Key, int] = {}
         for target in open_:
-            if not self._proven_wide(target, needed[target]):
-                bound, point = program.optimum(target, highest=False, whole=False)
-                assert bound is not None
-                lowest[target] = bound
-                self._seen(program, point)
-        for target, low in lowest.items():
+            if self._proven_wide(target, needed[target]):
+                continue
+            bound, point = program.optimum(target, highest=True, whole=False)
+            if bound is None:  # no highest: wide, whatever its lowest
+                self.wide.add(target)
+                continue
+            highest[target] = bound
+            self._seen(program, point)
+        for target, high in highest.items():
             need = needed[target]
             if self._proven_wide(target, need):
                 continue
-            high, point = program.optimum(target, highest=True, whole=False)
-            if high is None:
-                self.wide.add(target)
-                continue
+            low, point = program.optimum(target, highest=False, whole=False)
+            assert low is not None
             self._seen(program, point)
             if self._proven_wide(target, need):
                 continue
