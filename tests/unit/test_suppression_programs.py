@@ -59,19 +59,19 @@ def oracle(values: Mapping[Key, int], hidden: set[Key], parents: Mapping[str, st
             rows.append(({parts[0]: 1.0, total: -1.0}, -np.inf, 0.0))
     matrix = np.zeros((len(rows), len(keys)))
     for r, (coefficients, _, _) in enumerate(rows):
-        for i, c in coefficients.items():
-            matrix[r, i] = c
+        for i, coefficient in coefficients.items():
+            matrix[r, i] = coefficient
     constraints = [LinearConstraint(matrix, [lo for _, lo, _ in rows],
                                     [hi for _, _, hi in rows])] if rows else []
     lower = np.array([1.0 if k in hidden else values[k] for k in keys])
     upper = np.array([np.inf if k in hidden else values[k] for k in keys])
     narrow = set()
     for key in sorted(hidden):
-        c = np.zeros(len(keys))
-        c[index[key]] = 1.0
+        objective = np.zeros(len(keys))
+        objective[index[key]] = 1.0
         ends = []
         for sign in (1.0, -1.0):
-            found = milp(sign * c, constraints=constraints, bounds=Bounds(lower, upper),
+            found = milp(sign * objective, constraints=constraints, bounds=Bounds(lower, upper),
                          integrality=np.ones(len(keys)),
                          # HiGHS's presolve called an unbounded integer program optimal
                          options={"mip_rel_gap": 0.0, "presolve": sign > 0})
