@@ -128,6 +128,8 @@ class Reader(Protocol):
 
     def partition_count(self) -> int: ...
 
+    def close(self) -> None: ...
+
 
 class TopicReader:
     """Reads every partition of one topic from given positions, in offset order.
@@ -221,6 +223,9 @@ class TopicReader:
         self.positions[delivery.partition] = PartitionPosition(
             delivery.offset + 1, delivery.envelope.event_id
         )
+
+    def close(self) -> None:
+        self.consumer.close()
 
     def lag(self) -> int | None:
         """Records behind the high watermark across partitions (None until known)."""

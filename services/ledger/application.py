@@ -994,10 +994,11 @@ class Ledger(Application[UUID]):
         """The young learner's week, for entries the FLSA 14-15 limits bind; else None."""
         if not placement.child_labour_applies(work_date, kind, born):
             return None
-        self._look_ahead(LearnerWeek.create_id(placement.learner_id, work_date),
-                         lambda d: LearnerWeek.create_id(placement.learner_id, d), work_date)
+        week_id = LearnerWeek.create_id(placement.learner_id, work_date)
+        self._look_ahead(week_id, lambda d: LearnerWeek.create_id(placement.learner_id, d),
+                         work_date)
         try:
-            week: object = self._get(LearnerWeek.create_id(placement.learner_id, work_date))
+            week: object = self._get(week_id)
         except AggregateNotFoundError:
             return LearnerWeek.open(actor=actor, learner_id=placement.learner_id,
                                     day=work_date)
@@ -1019,10 +1020,10 @@ class Ledger(Application[UUID]):
     def _learner_day(self, actor: Actor, learner_id: str, day: date) -> LearnerDay:
         """The learner's day, opened if this is their first entry on that date. Two writers
         opening the same day both write version 1 of the same id: one is refused."""
-        self._look_ahead(LearnerDay.create_id(learner_id, day),
-                         lambda d: LearnerDay.create_id(learner_id, d), day)
+        day_id = LearnerDay.create_id(learner_id, day)
+        self._look_ahead(day_id, lambda d: LearnerDay.create_id(learner_id, d), day)
         try:
-            learner_day: object = self._get(LearnerDay.create_id(learner_id, day))
+            learner_day: object = self._get(day_id)
         except AggregateNotFoundError:
             return LearnerDay.open(actor=actor, learner_id=learner_id, day=day)
         assert isinstance(learner_day, LearnerDay)

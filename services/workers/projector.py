@@ -351,10 +351,7 @@ class Projector:
         try:
             self._read(stop, reader, partitions)
         finally:
-            if isinstance(reader, PrefetchingReader):
-                reader.close()
-            else:
-                reader.consumer.close()
+            reader.close()
 
     def _read(self, stop: threading.Event, reader: Reader, partitions: int) -> None:
         self.status.connected = True
