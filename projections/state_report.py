@@ -28,7 +28,7 @@ from typing import Any
 from domain.contract.canonical import canonical_json
 from domain.contract.envelope import Envelope
 from domain.learner import LearnerProfile
-from projections.hour_entries import APPROVED, ON_THE_JOB, Entry, evolve_entries
+from projections.hour_entries import APPROVED, HOUR_EVENTS, ON_THE_JOB, Entry, entry_changes
 from projections.suppression import Key, suppress
 
 STANDARD_DIMENSIONS = ("sex", "race_ethnicity", "economically_disadvantaged", "disability",
@@ -65,33 +65,12 @@ class HierarchyUnresolved(ValueError):
     level above it, so the report is refused instead."""
 
 
-def fold_organisations(events: Iterable[Envelope]) -> dict[str, Organisation]:
-    """The organisation hierarchy as the events up to the cut-off leave it (decision 047)."""
-    found: dict[str, Organisation] = {}
-    ids: dict[str, str] = {}
-    for event in events:
-        if event.aggregate_type != "Organisation":
-            continue
-        d = event.data
-        if event.event_type == "OrganisationRegistered":
-            org_id = str(d["organisation_id"])
-            parent = d.get("parent_id")
-            found[org_id] = Organisation(org_id, str(d["name"]), str(d["kind"]),
-                                         None if parent is None else str(parent))
-            ids[event.aggregate_id] = org_id
-            continue
-        org_id = ids.get(event.aggregate_id, "")
-        current = found.get(org_id)
-        if current is None:
-            continue
-        if event.event_type == "OrganisationRenamed":
-            found[org_id] = replace(current, name=str(d["name"]))
-        elif event.event_type == "OrganisationMoved":
-            parent = d.get("parent_id")
-            found[org_id] = replace(current, parent_id=None if parent is None else str(parent))
-        elif event.event_type == "OrganisationClosed":
-            found[org_id] = replace(current, closed=True)
-    return found
+ORGANISATION_EVENTS = frozenset({"OrganisationRegistered", "OrganisationRenamed",
+                                 "OrganisationMoved", "OrganisationClosed"})
+PLACEMENT_EVENTS = frozenset({"LearnerMatched", "PlacementStarted", "PlacementCompleted",
+                              "CredentialIssued"}) | HOUR_EVENTS
+REPORT_EVENTS = ORGANISATION_EVENTS | PLACEMENT_EVENTS
+"""The only event types a report reads: the store is asked for these alone (decision 066)."""
 
 
 @dataclass
@@ -107,35 +86,84 @@ class PlacementFacts:
     credentials: list[date] = field(default_factory=list)
 
 
-def fold_placements(events: Iterable[Envelope]) -> dict[str, PlacementFacts]:
-    """What the report needs of each placement, folded from its events."""
-    placements: dict[str, PlacementFacts] = {}
-    for event in events:
-        if event.aggregate_type != "Placement":
-            continue
+class HistoryFold:
+    """The organisation hierarchy (decision 047) and what the report needs of each
+    placement, folded in one pass over the events, which are not kept: the report's memory
+    is that of the organisations and placements, not of the history (decision 066)."""
+
+    def __init__(self) -> None:
+        self.organisations: dict[str, Organisation] = {}
+        self.placements: dict[str, PlacementFacts] = {}
+        self._organisation_ids: dict[str, str] = {}
+
+    def apply(self, event: Envelope) -> None:
+        if event.aggregate_type == "Organisation":
+            self._organisation(event)
+        elif event.aggregate_type == "Placement":
+            self._placement(event)
+
+    def _organisation(self, event: Envelope) -> None:
+        d = event.data
+        if event.event_type == "OrganisationRegistered":
+            org_id = str(d["organisation_id"])
+            parent = d.get("parent_id")
+            self.organisations[org_id] = Organisation(
+                org_id, str(d["name"]), str(d["kind"]), None if parent is None else str(parent))
+            self._organisation_ids[event.aggregate_id] = org_id
+            return
+        org_id = self._organisation_ids.get(event.aggregate_id, "")
+        current = self.organisations.get(org_id)
+        if current is None:
+            return
+        if event.event_type == "OrganisationRenamed":
+            self.organisations[org_id] = replace(current, name=str(d["name"]))
+        elif event.event_type == "OrganisationMoved":
+            parent = d.get("parent_id")
+            self.organisations[org_id] = replace(
+                current, parent_id=None if parent is None else str(parent))
+        elif event.event_type == "OrganisationClosed":
+            self.organisations[org_id] = replace(current, closed=True)
+
+    def _placement(self, event: Envelope) -> None:
         d = event.data
         if event.event_type == "LearnerMatched":
-            placements[event.aggregate_id] = PlacementFacts(
+            self.placements[event.aggregate_id] = PlacementFacts(
                 placement_id=event.aggregate_id, learner_id=str(d["learner_id"]),
                 organisation_id=str(d["organisation_id"]), wbl_type=str(d["wbl_type"]),
                 apprenticeship=d.get("program_id") is not None and not d.get(
                     "pre_apprenticeship", False))
-            continue
-        facts = placements.get(event.aggregate_id)
+            return
+        facts = self.placements.get(event.aggregate_id)
         if facts is None:
-            continue
-        business_date = date.fromisoformat(str(d["business_date"]))
+            return
         if event.event_type == "PlacementStarted":
-            facts.started_on = business_date
+            facts.started_on = date.fromisoformat(str(d["business_date"]))
         elif event.event_type == "PlacementCompleted":
-            facts.completed_on = business_date
+            facts.completed_on = date.fromisoformat(str(d["business_date"]))
         elif event.event_type == "CredentialIssued":
-            facts.credentials.append(business_date)
+            facts.credentials.append(date.fromisoformat(str(d["business_date"])))
         else:
-            after = evolve_entries(facts.entries, event)
-            if after is not None:
-                facts.entries = after
-    return placements
+            # In place, change by change: copying the entries for each hour event made a
+            # placement's fold grow with the square of its entries.
+            for _, entry in entry_changes(facts.entries, event) or ():
+                facts.entries[entry.entry_id] = entry
+
+
+def fold_history(events: Iterable[Envelope]) -> HistoryFold:
+    folded = HistoryFold()
+    for event in events:
+        folded.apply(event)
+    return folded
+
+
+def fold_organisations(events: Iterable[Envelope]) -> dict[str, Organisation]:
+    """The organisation hierarchy as the events up to the cut-off leave it (decision 047)."""
+    return fold_history(events).organisations
+
+
+def fold_placements(events: Iterable[Envelope]) -> dict[str, PlacementFacts]:
+    """What the report needs of each placement, folded from its events."""
+    return fold_history(events).placements
 
 
 def _group(profile: LearnerProfile | None, dimension: str) -> str:
@@ -326,11 +354,11 @@ def build_report(
     ``events`` (what the service does). ``previous``: the report kept for the same period
     with the latest earlier cut-off; a figure it published that has not changed is known to
     every reader, so the complementary suppression does not count on hiding it."""
-    events = list(events)
+    folded = fold_history(events)
     if organisations is None:
-        organisations = fold_organisations(events)
+        organisations = folded.organisations
     dimensions = STANDARD_DIMENSIONS + tuple(other_groups)
-    placements = fold_placements(events)
+    placements = folded.placements
     cells, used = compute_cells(period, placements, organisations, profiles, dimensions)
     values = {key: _units(key[1], cell) for key, cell in cells.items()}
     learners = {key: len(cell.learners) for key, cell in cells.items()}

@@ -40,6 +40,7 @@ from infra import kafka as kafka_io
 from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
 from projections.state_report import (
+    REPORT_EVENTS,
     ReportingPeriod,
     build_report,
     difference,
@@ -146,10 +147,9 @@ def compute_state_report(
     """The report as of the cut-off; ``HierarchyUnresolved`` when an organisation it names
     was not registered (as an event) by then."""
     cutoff, recorded = resolve_cutoff(ledger, position=position, as_of=as_of)
-    # The events as they are read, not a list of them here: ``build_report`` is what holds
-    # them (it folds them twice, the hierarchy and the placements); were it to fold them in
-    # one pass, the report's memory would no longer grow with the history (decision 060).
-    events = envelopes_until(ledger, cutoff, settings.event_source)
+    # The events as they are read, only the types the report folds, in one pass that keeps
+    # none of them: the report's memory does not grow with the history (decision 066).
+    events = envelopes_until(ledger, cutoff, settings.event_source, REPORT_EVENTS)
     profiles = vault.profiles_as_of(None, recorded)  # learners absent here: NotReported
     return build_report(period, events, None, profiles,
                         cutoff_position=cutoff, cutoff_recorded_at=recorded.isoformat(),
