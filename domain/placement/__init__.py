@@ -16,6 +16,7 @@ because of the state raises :class:`WrongState` with the code ``placement-<state
 from __future__ import annotations
 
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -336,7 +337,7 @@ class Placement(Aggregate):
         def apply(self, aggregate: Any) -> None:
             """After the decorated method: the entry waits for review from this event's
             recording time (``HourEntry.logged_at``)."""
-            aggregate.entries[self.entry_id].logged_at = self.timestamp
+            aggregate._change_entry(self.entry_id, logged_at=self.timestamp)
 
     def log_hours(
         self,
@@ -398,7 +399,7 @@ class Placement(Aggregate):
             start_time=parse_clock(start_time, "start_time"),
             end_time=parse_clock(end_time, "end_time"), allocations=dict(allocations),
             logged_by=actor_id, school_day=school_day, school_week=school_week,
-            child_labour_flags=list(child_labour_flags),
+            child_labour_flags=tuple(child_labour_flags),
         )
 
     def approve_hours(self, *, actor: Actor, entry_id: str, approved_on: date, today: date,
@@ -444,9 +445,9 @@ class Placement(Aggregate):
         """The worksite supervisor confirmed an entry; its minutes now count toward the
         learner's approved hours (29 CFR 29.5(b)(6) records of hours of work). When it
         corrects an approved entry, that one is superseded now."""
-        self.entries[entry_id].status = EntryStatus.APPROVED
+        self._change_entry(entry_id, status=EntryStatus.APPROVED)
         if replaces is not None:
-            self.entries[replaces].status = EntryStatus.SUPERSEDED
+            self._change_entry(replaces, status=EntryStatus.SUPERSEDED)
 
     def entry_replaced_on_approval(self, entry_id: str) -> str | None:
         """The approved entry that approving ``entry_id`` would supersede, if any."""
@@ -490,11 +491,10 @@ class Placement(Aggregate):
         """The worksite supervisor refused an entry, with the reason; the minutes no longer
         count anywhere, and a correction may replace the entry. A rejected correction of an
         approved entry leaves that entry standing (and correctable again)."""
-        entry = self.entries[entry_id]
-        entry.status = EntryStatus.REJECTED
-        entry.rejection_reason = reason
+        entry = self._change_entry(entry_id, status=EntryStatus.REJECTED,
+                                   rejection_reason=reason)
         if entry.pending_over is not None:
-            self.entries[entry.pending_over].superseded_by = None
+            self._change_entry(entry.pending_over, superseded_by=None)
 
     def correct_hours(
         self,
@@ -588,7 +588,7 @@ class Placement(Aggregate):
         def apply(self, aggregate: Any) -> None:
             """After the decorated method: the new entry waits for review from this event's
             recording time (``HourEntry.logged_at``)."""
-            aggregate.entries[self.entry_id].logged_at = self.timestamp
+            aggregate._change_entry(self.entry_id, logged_at=self.timestamp)
 
     @event(HoursCorrected)
     def _hours_corrected(self, *, actor_id: str, actor_role: str, business_date: date,
@@ -601,17 +601,17 @@ class Placement(Aggregate):
         counts until then; a logged one is superseded now; a rejected one stays rejected.
         Every earlier entry stays in history unchanged."""
         old = self.entries[supersedes]
-        old.superseded_by = entry_id
-        if old.entry_id != pending_over and old.status is not EntryStatus.REJECTED:
-            old.status = EntryStatus.SUPERSEDED
+        superseded_now = old.entry_id != pending_over and old.status is not EntryStatus.REJECTED
+        self._change_entry(supersedes, superseded_by=entry_id, **(
+            {"status": EntryStatus.SUPERSEDED} if superseded_now else {}))
         if pending_over is not None:
-            self.entries[pending_over].superseded_by = entry_id
+            self._change_entry(pending_over, superseded_by=entry_id)
         self.entries[entry_id] = HourEntry(
             entry_id=entry_id, work_date=business_date, minutes=minutes, kind=HourKind(kind),
             start_time=parse_clock(start_time, "start_time"),
             end_time=parse_clock(end_time, "end_time"), allocations=dict(allocations),
             logged_by=actor_id, school_day=school_day, school_week=school_week,
-            supersedes=supersedes, child_labour_flags=list(child_labour_flags),
+            supersedes=supersedes, child_labour_flags=tuple(child_labour_flags),
             pending_over=pending_over, correction_reason=reason,
         )
 
@@ -1163,6 +1163,26 @@ class Placement(Aggregate):
                    if e.active and e.work_date == work_date)
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _change_entry(self, entry_id: str, **changes: Any) -> HourEntry:
+        """Put a changed entry in place of ``entry_id``'s: entries are immutable and may be
+        shared with other copies of this placement (``__deepcopy__``); only the mapping
+        ``entries`` is this copy's own. Called from the ``@event`` methods only."""
+        changed = replace(self.entries[entry_id], **changes)
+        self.entries[entry_id] = changed
+        return changed
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Placement:
+        """The copy a command works on (the repository copies the cached placement for each
+        command, so that a refused one leaves the cache untouched): everything deep-copied
+        as ``copy.deepcopy`` would, except the hour entries, which are immutable and shared;
+        the ``entries`` mapping itself is the copy's own. A placement's cost to copy no
+        longer grows with its history (decision 064)."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            copied.__dict__[name] = dict(value) if name == "entries" else deepcopy(value, memo)
+        return copied
 
     def _require(self, allowed: set[PlacementStatus], action: str) -> None:
         if self.status not in allowed:

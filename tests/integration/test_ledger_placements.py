@@ -275,7 +275,7 @@ def test_child_labour_policy_is_per_organisation(app: Ledger) -> None:
     result = app.log_hours(LEARNER, placement_id, work_date=DAY, minutes=240)
     assert result.created_id
     entry = app.get_placement(placement_id).entries[result.created_id]
-    assert entry.child_labour_flags == ["minor-school-day-limit", "calendar-missing"]
+    assert entry.child_labour_flags == ("minor-school-day-limit", "calendar-missing")
     app.set_child_labour_policy(COORDINATOR, ORG, policy="refuse", reason="WECEP ended")
     assert app.child_labour_policy(ORG).value == "refuse"
 
@@ -298,7 +298,7 @@ def test_a_stored_version_1_hours_logged_event_is_upcast_on_read(app: Ledger) ->
     )])
     reread = app.get_placement(placement_id)
     assert reread.entries["legacy-1"].minutes == 180
-    assert reread.entries["legacy-1"].child_labour_flags == []
+    assert reread.entries["legacy-1"].child_labour_flags == ()
     notification = app.recorder.select_notifications(start=_stored_count(app), limit=1)[0]
     upcast = app.mapper.to_domain_event(notification)
     assert upcast.child_labour_flags == []  # type: ignore[attr-defined]

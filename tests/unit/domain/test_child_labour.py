@@ -107,9 +107,9 @@ def test_flag_policy_records_the_breaches_instead_of_refusing() -> None:
     placement = active(born=MINOR_BORN)
     entry_id = log(placement, work_date=MONDAY, minutes=240, school_day=True,
                    start_time="15:00", end_time="19:30", policy=ChildLabourPolicy.FLAG)
-    assert placement.entries[entry_id].child_labour_flags == [
+    assert placement.entries[entry_id].child_labour_flags == (
         "minor-school-day-limit", "minor-time-of-day",
-    ]
+    )
     assert placement.collect_events()[-1].child_labour_flags == [
         "minor-school-day-limit", "minor-time-of-day",
     ]
