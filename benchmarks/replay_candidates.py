@@ -1,12 +1,21 @@
 """Replay candidates of issue 18, measured against each other and the raw consumer in one run.
 
     python -m benchmarks.replay_candidates [--events 200000] [--batches 5000,20000] [--rounds 2]
+    python -m benchmarks.replay_candidates --events 200000 --batches 5000 \
+        --rebuilds python,set-based [--per-projection] [--check]
 
 Fills one topic with a generated state-year (benchmarks/state_year.py, 2% duplicates), then
 alternates, round after round: the raw kafka-python consumer, and a replay of all projections
 into an empty read-model database for each candidate. Candidates so far: the projector's
 ``max_batch`` (events taken into one transaction when the topic is behind: 5,000 today).
-Prints the figures as JSON.
+
+``--rebuilds``: after each round's replays, ``wbl projections rebuild``'s own code
+(``Rebuild(...).run(swap=True)``) on the last replay's database, from offset 0 to the live
+positions (the whole topic): ``python`` folds poll after poll as the live projector does,
+``set-based`` stages the records and computes the tables set-wise (decision 065).
+``--per-projection`` also rebuilds each projection alone with each; ``--check`` ends with
+``wbl projections check --set-based`` against the tables the live Python folds wrote
+(row for row), and its verdict goes into the JSON. Prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from benchmarks import replay_projections
 from benchmarks.replay_projections import PARTITIONS, raw_consume
 from benchmarks.state_year import StateYear
 from infra.broker import LocalBroker
+from infra.database import read_model_engine
 from infra.settings import Settings
+from services.workers.rebuild import PROJECTION_KINDS, Rebuild
 from tests.integration.test_projections_support import create_topic, publish
 
 
@@ -34,8 +45,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batches", default="5000,20000")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rebuilds", default="",
+                        help="comma-separated: python, set-based (none by default)")
+    parser.add_argument("--per-projection", action="store_true")
+    parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
+    rebuilds = [r for r in args.rebuilds.split(",") if r]
+    unknown = set(rebuilds) - {"python", "set-based"}
+    if unknown:
+        parser.error(f"unknown rebuilds: {', '.join(sorted(unknown))}")
+    details: dict[str, list[Any]] = {}
+    checked: dict[str, Any] | None = None
     broker = LocalBroker()
     broker.start()
     topic = f"wbl.bench-candidates-{uuid.uuid4().hex[:8]}.v1"
@@ -58,6 +79,20 @@ def main() -> None:
                         Settings(data_dir=folder), broker.bootstrap_servers, topic,
                         args.events, max_batch=b)
                     results[f"max_batch={b}"].append(sent / seconds)
+                last = Settings(data_dir=Path(tmp) / f"{round_}-{batches[-1]}")
+                if args.check and checked is None:  # before any rebuild swaps its tables in
+                    checked = _check(last, broker.bootstrap_servers, topic)
+                for kind in rebuilds:
+                    names: list[list[str] | None] = [None]
+                    if args.per_projection:
+                        names += [[n] for n in PROJECTION_KINDS]
+                    for only in names:
+                        label = f"rebuild {kind}" + (f" {only[0]}" if only else "")
+                        rate, figures = _rebuild(last, broker.bootstrap_servers, topic, sent,
+                                                 only, set_based=kind == "set-based")
+                        results.setdefault(label, []).append(rate)
+                        if figures is not None:
+                            details.setdefault(label, []).append(figures)
                 load.append(os.getloadavg()[0])
     finally:
         broker.stop()
@@ -67,10 +102,45 @@ def main() -> None:
                                                  for k, vs in results.items()},
                                "ratio_to_raw": {
                                    k: [round(v / r, 3) for v, r in zip(vs, results["raw"],
-                                                                       strict=True)]
+                                                                       strict=False)]
                                    for k, vs in results.items() if k != "raw"},
                                "date": time.strftime("%Y-%m-%d")}
+    if details:
+        summary["set_based_seconds"] = details
+    if checked is not None:
+        summary["check_set_based_against_python_folds"] = checked
     print(json.dumps(summary, indent=2))
+
+
+def _rebuild(settings: Settings, bootstrap: str, topic: str, records: int,
+             names: list[str] | None, *, set_based: bool
+             ) -> tuple[float, dict[str, Any] | None]:
+    """Records on the topic per second of ``wbl projections rebuild`` (swap included) over
+    the whole topic, and the set-based load's own times."""
+    engine = read_model_engine(settings)
+    try:
+        result = Rebuild(engine, bootstrap=bootstrap, topic=topic, names=names,
+                         set_based=set_based).run(swap=True)
+    finally:
+        engine.dispose()
+    figures = None
+    if result.set_based is not None:
+        figures = {"total": round(result.seconds, 2), "staged": result.set_based.staged,
+                   **{k: round(v, 2) for k, v in result.set_based.seconds.items()}}
+    return records / result.seconds, figures
+
+
+def _check(settings: Settings, bootstrap: str, topic: str) -> dict[str, Any]:
+    """``wbl projections check --set-based``: the set-based tables against the live ones."""
+    engine = read_model_engine(settings)
+    try:
+        result = Rebuild(engine, bootstrap=bootstrap, topic=topic, set_based=True
+                         ).run(swap=False)
+    finally:
+        engine.dispose()
+    return {"equal": result.equal, "tables": {
+        d.table: {"live_rows": d.live_rows, "rebuilt_rows": d.rebuilt_rows,
+                  "first_difference": d.first_difference} for d in result.differences}}
 
 
 if __name__ == "__main__":

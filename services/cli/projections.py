@@ -21,7 +21,7 @@ from projections.audit_trail import Problem
 from projections.tables import metadata
 from services import bootstrap
 from services.workers import audit_checkpoints
-from services.workers.rebuild import PROJECTION_KINDS, Rebuild, RebuildResult
+from services.workers.rebuild import PROJECTION_KINDS, Rebuild, RebuildFailed, RebuildResult
 
 projections_app = typer.Typer(help="Rebuild read models from the topic, or check them.",
                               no_args_is_help=True, add_completion=False)
@@ -52,7 +52,14 @@ def _bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap_servers
 
 
-def _run(names: list[str] | None, *, swap: bool, quiet: bool) -> RebuildResult:
+SetBased = Annotated[bool, typer.Option(
+    "--set-based", help="Stage the records up to the live positions in a table and compute "
+                        "the fresh tables from it in one ordered pass each (decision 065), "
+                        "then catch up and swap as usual.")]
+
+
+def _run(names: list[str] | None, *, swap: bool, quiet: bool,
+         set_based: bool = False) -> RebuildResult:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -67,7 +74,7 @@ def _run(names: list[str] | None, *, swap: bool, quiet: bool) -> RebuildResult:
     try:
         try:
             rebuild = Rebuild(engine, bootstrap=servers, topic=settings.topic,
-                              names=list(names or []) or None)
+                              names=list(names or []) or None, set_based=set_based)
         except ValueError as error:
             typer.echo(str(error), err=True)
             raise typer.Exit(2) from error
@@ -80,32 +87,48 @@ def _run(names: list[str] | None, *, swap: bool, quiet: bool) -> RebuildResult:
             def on_progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            return rebuild.run(swap=swap, on_progress=on_progress)
+            try:
+                return rebuild.run(swap=swap, on_progress=on_progress)
+            except RebuildFailed as error:
+                typer.echo(f"{label} failed: {error}", err=True)
+                raise typer.Exit(1) from error
     finally:
         engine.dispose()
 
 
+def _how(result: RebuildResult) -> str:
+    figures = result.set_based
+    if figures is None:
+        return ""
+    return (f" (set-based: {figures.staged} records staged, "
+            f"{figures.distinct} distinct events computed set-wise)")
+
+
 @projections_app.command()
 def rebuild(names: Names = None,
-            quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False) -> None:
+            quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+            set_based: SetBased = False) -> None:
     """Replay the topic from offset 0 into fresh tables and swap them in atomically."""
-    result = _run(names, swap=True, quiet=quiet)
+    result = _run(names, swap=True, quiet=quiet, set_based=set_based)
     typer.echo(f"rebuilt {', '.join(result.names)}: {result.events_applied} events in "
-               f"{result.seconds:.1f} s, swapped in at offsets {result.positions}")
+               f"{result.seconds:.1f} s, swapped in at offsets {result.positions}"
+               f"{_how(result)}")
 
 
 @projections_app.command()
 def check(names: Names = None,
-          quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False) -> None:
+          quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+          set_based: SetBased = False) -> None:
     """Replay into fresh tables and compare them with the live ones (rebuilt == live)."""
-    result = _run(names, swap=False, quiet=quiet)
+    result = _run(names, swap=False, quiet=quiet, set_based=set_based)
     for d in result.differences:
         state = "equal" if d.first_difference is None else f"DIFFERENT: {d.first_difference}"
         typer.echo(f"{d.table}: live {d.live_rows} rows, rebuilt {d.rebuilt_rows} rows: {state}")
     if not result.equal:
         raise typer.Exit(1)
     typer.echo(f"rebuilt == live for {', '.join(result.names)} at offsets {result.positions} "
-               f"({result.events_applied} events replayed in {result.seconds:.1f} s)")
+               f"({result.events_applied} events replayed in {result.seconds:.1f} s)"
+               f"{_how(result)}")
 
 
 def _where(p: Problem) -> str:

@@ -32,6 +32,7 @@ from infra.consumer import (
 )
 from projections.registry import REGISTRY, Projection
 from projections.tables import applied_versions, consumer_positions, metadata, projection_swaps
+from services.workers import set_rebuild
 from services.workers.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class RebuildResult:
     seconds: float
     swapped: bool
     differences: list[TableDifference] = field(default_factory=list)
+    set_based: set_rebuild.SetBasedFigures | None = None
+    """With ``set_based``: what the staging and the set-wise load did, and their times."""
 
     @property
     def equal(self) -> bool:
@@ -79,7 +82,10 @@ class Rebuild:
 
     def __init__(self, engine: Engine, *, bootstrap: str, topic: str,
                  names: list[str] | None = None, live_consumer: str = "live",
-                 poll_timeout_ms: int = 200) -> None:
+                 poll_timeout_ms: int = 200, set_based: bool = False) -> None:
+        """``set_based``: load the records up to the live positions into a staging table
+        and compute the fresh tables from it in one ordered pass per read model
+        (``services/workers/set_rebuild.py``, decision 065), before the usual catch-up."""
         unknown = [n for n in names or [] if n not in PROJECTION_KINDS]
         if unknown:
             raise ValueError(f"unknown projection(s): {', '.join(unknown)}; known: "
@@ -89,6 +95,7 @@ class Rebuild:
         self.topic = topic
         self.names = names or list(PROJECTION_KINDS)
         self.live_consumer = live_consumer
+        self.set_based = set_based
         self.suffix = f"__r{uuid.uuid4().hex[:8]}"
         self.md = MetaData()
         self.fresh: dict[str, tuple[Projection, list[Table]]] = {
@@ -169,8 +176,14 @@ class Rebuild:
                                      client_id=f"wbl-projector-rebuild{self.suffix}")
         applied = 0
         swapped = False
+        figures: set_rebuild.SetBasedFigures | None = None
         try:
             reader = TopicReader(consumer, self.topic, partitions, {})
+            if self.set_based:
+                # 0. Everything up to the live positions as they are now, set-wise; the
+                #    Python folds take over from there (steps 1 and 2).
+                figures = self._load_set_based(reader, on_progress, deadline)
+                applied += figures.distinct
             # 1. Replay without locks until close to the (moving) live positions.
             while True:
                 with self.engine.connect() as conn:
@@ -201,7 +214,38 @@ class Rebuild:
             self._cleanup(drop_fresh=not swapped)  # a failed swap leaves no fresh tables
         return RebuildResult(names=self.names, events_applied=applied, positions=targets,
                              seconds=time.monotonic() - started, swapped=swap,
-                             differences=differences)
+                             differences=differences, set_based=figures)
+
+    def _load_set_based(self, reader: TopicReader, on_progress: ProgressCallback | None,
+                        deadline: float) -> set_rebuild.SetBasedFigures:
+        stage = set_rebuild.stage_table_name(self.suffix)
+        with self.engine.begin() as conn:
+            targets = self._live_positions(conn)
+            set_rebuild.create_stage(conn, stage)
+        try:
+            started = time.perf_counter()
+            try:
+                staged = set_rebuild.stage_records(
+                    self.engine, stage, reader, targets,
+                    poll_timeout_ms=self.projector.poll_timeout_ms, deadline=deadline,
+                    on_progress=on_progress)
+            except TimeoutError as error:
+                raise RebuildFailed(str(error)) from error
+            staging = time.perf_counter() - started
+            fresh_tables = [t for _, tables in self.fresh.values() for t in tables]
+            try:
+                figures = set_rebuild.load(
+                    self.engine, stage, [p for p, _ in self.fresh.values()], fresh_tables,
+                    self.projector.consumer_name)
+            except set_rebuild.StagedGap as error:
+                raise RebuildFailed(f"the topic is missing events ({error}): let the relay "
+                                    f"refill it, then rebuild again") from error
+        finally:
+            with self.engine.begin() as conn:
+                set_rebuild.drop_stage(conn, stage)
+        figures.staged = staged
+        figures.seconds = {"staging": staging, **figures.seconds}
+        return figures
 
     def _lock(self, conn: Connection, swap: bool) -> None:
         """Hold off the live projector for the rest of this transaction.
