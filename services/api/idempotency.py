@@ -92,6 +92,76 @@ def _serialised(engine: Engine) -> contextlib.AbstractContextManager[object]:
     return _SQLITE_WRITES if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
 
+class _FastStatements:
+    """The two statements every keyed command runs (the pending row's insert, the answer's
+    update), as the driver's own SQL, sent with ``exec_driver_sql``.
+
+    Built with SQLAlchemy Core, each statement was made, cache-keyed and compiled again per
+    command: about 1.5 ms of CPU per statement on this machine, against 0.1 ms for the
+    database's own work (decision 064). The rare paths (a key seen before, a take-over,
+    the purge) keep SQLAlchemy Core. Values go through the column types' own bind
+    processors, so what is stored is byte for byte what Core stored."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        self.returning = dialect.name == "postgresql"
+
+        def processor(column: Any) -> Any:
+            bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+            return bind if bind is not None else (lambda value: value)
+
+        self._created_at = processor(idempotency.c.created_at)
+        self._body = processor(idempotency.c.body)
+        names = {"qmark": lambda _: "?", "format": lambda _: "%s",
+                 "pyformat": lambda n: f"%({n})s", "named": lambda n: f":{n}",
+                 "numeric": None}
+        mark = names.get(dialect.paramstyle)
+        if mark is None:  # no driver this project uses: Core's path stays correct
+            raise NotImplementedError(dialect.paramstyle)
+        self._named = dialect.paramstyle in ("pyformat", "named")
+        table = idempotency.name
+        insert_columns = ("actor_id", "idempotency_key", "request_hash", "state", "created_at")
+        self.insert_sql = (
+            f"INSERT INTO {table} ({', '.join(insert_columns)}) VALUES "
+            f"({', '.join(mark(c) for c in insert_columns)})"
+            + (" RETURNING id" if self.returning else ""))
+        self.insert_columns = insert_columns
+        update_columns = ("status", "headers", "body")
+        self.done_sql = (
+            f"UPDATE {table} SET state = 'done', "
+            + ", ".join(f"{c} = {mark(c)}" for c in update_columns)
+            + f" WHERE id = {mark('id')}")
+        self.done_columns = (*update_columns, "id")
+
+    def _params(self, columns: tuple[str, ...], values: dict[str, Any]) -> Any:
+        return values if self._named else tuple(values[c] for c in columns)
+
+    def insert_pending(self, conn: Connection, actor_id: str, key: str, request_hash: str,
+                       now: datetime) -> int:
+        result = conn.exec_driver_sql(self.insert_sql, self._params(self.insert_columns, {
+            "actor_id": actor_id, "idempotency_key": key, "request_hash": request_hash,
+            "state": "pending", "created_at": self._created_at(now)}))
+        row_id = result.scalar_one() if self.returning else result.lastrowid
+        return int(row_id)
+
+    def done(self, conn: Connection, row_id: int, stored: Stored) -> None:
+        conn.exec_driver_sql(self.done_sql, self._params(self.done_columns, {
+            "status": stored.status, "headers": json.dumps(stored.headers),
+            "body": self._body(stored.body), "id": row_id}))
+
+
+_FAST: dict[Engine, _FastStatements] = {}
+
+
+def _fast(engine: Engine) -> _FastStatements:
+    fast = _FAST.get(engine)
+    if fast is None:
+        if len(_FAST) > 64:  # engines of tests come and go
+            _FAST.clear()
+        fast = _FAST[engine] = _FastStatements(engine)
+    return fast
+
+
 def claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: timedelta,
           abandoned_after: timedelta) -> Claim:
     """Insert the pending row, or report what the existing row says."""
@@ -104,7 +174,8 @@ def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: time
     now = _now()
     try:
         with engine.begin() as conn:
-            return Claim("run", row_id=_insert_pending(conn, actor_id, key, request_hash, now))
+            return Claim("run", row_id=_fast(engine).insert_pending(
+                conn, actor_id, key, request_hash, now))
     except IntegrityError:
         pass
     with engine.begin() as conn:
@@ -170,10 +241,7 @@ def finish(engine: Engine, row_id: int, stored: Stored | None) -> None:
             conn.execute(update(idempotency).where(idempotency.c.id == row_id).values(
                 state="retry"))
         else:
-            conn.execute(update(idempotency).where(idempotency.c.id == row_id).values(
-                state="done", status=stored.status, headers=json.dumps(stored.headers),
-                body=stored.body,
-            ))
+            _fast(engine).done(conn, row_id, stored)
 
 
 def _keep(status: int, body: bytes) -> bool:
