@@ -493,6 +493,30 @@ def test_expired_and_foreign_tokens_are_refused(shared_world: World) -> None:
     assert token_key is not None
 
 
+def test_a_token_checked_once_is_still_refused_once_it_expires(
+        shared_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API keeps the tokens it verified (decision 064); expiry is still compared on
+    every request, and a token differing in its signature is verified on its own."""
+    import time
+
+    from services.api import auth
+
+    monkeypatch.setattr(auth, "LEEWAY_S", 0)
+    key = shared_world.client.app.state.token_key  # type: ignore[attr-defined]
+    token = auth.issue_token(key, actor_id="adm-1", role="admin", ttl_seconds=2)
+    header = {"Authorization": f"Bearer {token}"}
+    assert shared_world.client.get("/me", headers=header).status_code == 200
+    assert shared_world.client.get("/me", headers=header).status_code == 200  # kept
+    head, payload, signature = token.split(".")
+    tampered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    response = shared_world.client.get("/me", headers={"Authorization": f"Bearer {tampered}"})
+    assert response.status_code == 401
+    time.sleep(3.1)
+    response = shared_world.client.get("/me", headers=header)
+    assert response.status_code == 401
+    assert response.json()["type"] == "/errors/token-expired"
+
+
 def test_a_supervisor_never_approves_hours_they_logged(world: World) -> None:
     entry = world.log_entry(40, who="supervisor")
     before = world.position
