@@ -37,6 +37,7 @@ import itertools
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,11 +101,18 @@ class _FastStatements:
     command: about 1.5 ms of CPU per statement on this machine, against 0.1 ms for the
     database's own work (decision 064). The rare paths (a key seen before, a take-over,
     the purge) keep SQLAlchemy Core. Values go through the column types' own bind
-    processors, so what is stored is byte for byte what Core stored."""
+    processors, so what is stored is byte for byte what Core stored.
+
+    On SQLite they run on one connection kept for them (``transaction``): this process's
+    writes to the table are taken one at a time anyway (``_SQLITE_WRITES``), and checking a
+    connection out of the pool and back cost more than the statement. On PostgreSQL each
+    transaction takes a pooled connection, as before."""
 
     def __init__(self, engine: Engine) -> None:
         dialect = engine.dialect
         self.returning = dialect.name == "postgresql"
+        self._engine = engine
+        self._kept: Connection | None = None
 
         def processor(column: Any) -> Any:
             bind = column.type.dialect_impl(dialect).bind_processor(dialect)
@@ -132,6 +140,24 @@ class _FastStatements:
             + ", ".join(f"{c} = {mark(c)}" for c in update_columns)
             + f" WHERE id = {mark('id')}")
         self.done_columns = (*update_columns, "id")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction for the fast statements: committed when the block ends, rolled
+        back when it raises. On SQLite, only under ``_SQLITE_WRITES``."""
+        if self._engine.dialect.name != "sqlite":
+            with self._engine.begin() as conn:
+                yield conn
+            return
+        if self._kept is None or self._kept.closed or self._kept.invalidated:
+            self._kept = self._engine.connect()
+        conn = self._kept
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
     def _params(self, columns: tuple[str, ...], values: dict[str, Any]) -> Any:
         return values if self._named else tuple(values[c] for c in columns)
@@ -173,8 +199,9 @@ def _claim(engine: Engine, actor_id: str, key: str, request_hash: str, ttl: time
            abandoned_after: timedelta) -> Claim:
     now = _now()
     try:
-        with engine.begin() as conn:
-            return Claim("run", row_id=_fast(engine).insert_pending(
+        fast = _fast(engine)
+        with fast.transaction() as conn:
+            return Claim("run", row_id=fast.insert_pending(
                 conn, actor_id, key, request_hash, now))
     except IntegrityError:
         pass
@@ -236,12 +263,15 @@ def _insert_pending(conn: Connection, actor_id: str, key: str, request_hash: str
 
 def finish(engine: Engine, row_id: int, stored: Stored | None) -> None:
     """Keep the answer, or (``stored`` None) leave the row for a retry to take over."""
-    with _serialised(engine), engine.begin() as conn:
+    with _serialised(engine):
         if stored is None:
-            conn.execute(update(idempotency).where(idempotency.c.id == row_id).values(
-                state="retry"))
-        else:
-            _fast(engine).done(conn, row_id, stored)
+            with engine.begin() as conn:
+                conn.execute(update(idempotency).where(idempotency.c.id == row_id).values(
+                    state="retry"))
+            return
+        fast = _fast(engine)
+        with fast.transaction() as conn:
+            fast.done(conn, row_id, stored)
 
 
 def _keep(status: int, body: bytes) -> bool:
