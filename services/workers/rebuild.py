@@ -177,13 +177,17 @@ class Rebuild:
         applied = 0
         swapped = False
         figures: set_rebuild.SetBasedFigures | None = None
+        loaded = started
         try:
             reader = TopicReader(consumer, self.topic, partitions, {})
             if self.set_based:
                 # 0. Everything up to the live positions as they are now, set-wise; the
                 #    Python folds take over from there (steps 1 and 2).
+                prepared = time.monotonic() - started
                 figures = self._load_set_based(reader, on_progress, deadline)
+                figures.seconds = {"prepare": prepared, **figures.seconds}
                 applied += figures.distinct
+                loaded = time.monotonic()
             # 1. Replay without locks until close to the (moving) live positions.
             while True:
                 with self.engine.connect() as conn:
@@ -212,6 +216,8 @@ class Rebuild:
         finally:
             consumer.close()
             self._cleanup(drop_fresh=not swapped)  # a failed swap leaves no fresh tables
+        if figures is not None:
+            figures.seconds["catch_up_and_finish"] = time.monotonic() - loaded
         return RebuildResult(names=self.names, events_applied=applied, positions=targets,
                              seconds=time.monotonic() - started, swapped=swap,
                              differences=differences, set_based=figures)
