@@ -225,32 +225,33 @@ class Rebuild:
     def _load_set_based(self, reader: TopicReader, on_progress: ProgressCallback | None,
                         deadline: float) -> set_rebuild.SetBasedFigures:
         stage = set_rebuild.stage_table_name(self.suffix)
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             targets = self._live_positions(conn)
-            set_rebuild.create_stage(conn, stage)
-        try:
-            started = time.perf_counter()
+        # The staging table is a temporary table of this one connection, held for the load.
+        with self.engine.connect() as staging:
+            set_rebuild.create_stage(staging, stage)
             try:
-                staged = set_rebuild.stage_records(
-                    self.engine, stage, reader, targets,
-                    poll_timeout_ms=self.projector.poll_timeout_ms, deadline=deadline,
-                    on_progress=on_progress)
-            except TimeoutError as error:
-                raise RebuildFailed(str(error)) from error
-            staging = time.perf_counter() - started
-            fresh_tables = [t for _, tables in self.fresh.values() for t in tables]
-            try:
-                figures = set_rebuild.load(
-                    self.engine, stage, [p for p, _ in self.fresh.values()], fresh_tables,
-                    self.projector.consumer_name)
-            except set_rebuild.StagedGap as error:
-                raise RebuildFailed(f"the topic is missing events ({error}): let the relay "
-                                    f"refill it, then rebuild again") from error
-        finally:
-            with self.engine.begin() as conn:
-                set_rebuild.drop_stage(conn, stage)
+                started = time.perf_counter()
+                try:
+                    staged = set_rebuild.stage_records(
+                        staging, stage, reader, targets,
+                        poll_timeout_ms=self.projector.poll_timeout_ms, deadline=deadline,
+                        on_progress=on_progress)
+                except TimeoutError as error:
+                    raise RebuildFailed(str(error)) from error
+                staging_seconds = time.perf_counter() - started
+                fresh_tables = [t for _, tables in self.fresh.values() for t in tables]
+                try:
+                    figures = set_rebuild.load(
+                        self.engine, staging, stage, [p for p, _ in self.fresh.values()],
+                        fresh_tables, self.projector.consumer_name)
+                except set_rebuild.StagedGap as error:
+                    raise RebuildFailed(f"the topic is missing events ({error}): let the "
+                                        f"relay refill it, then rebuild again") from error
+            finally:
+                set_rebuild.drop_stage(staging, stage)
         figures.staged = staged
-        figures.seconds = {"staging": staging, **figures.seconds}
+        figures.seconds = {"staging": staging_seconds, **figures.seconds}
         return figures
 
     def _lock(self, conn: Connection, swap: bool) -> None:

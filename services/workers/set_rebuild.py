@@ -8,8 +8,10 @@ re-insert the rows, update entry statuses, look up and save per-aggregate versio
 the audit trail's global chain) is replaced by:
 
 1. **Stage**: every record up to the target offsets, as the reader gives it (header fields
-   and body bytes, not decoded), appended to ``rebuild_stage__r…`` with one ``executemany``
-   per poll. Copies are kept (dropped on the way out).
+   and body bytes, not decoded), appended to a temporary table ``rebuild_stage__r…`` of one
+   connection held for the load, with one ``executemany`` per 20,000 records. Copies are
+   kept (skipped on the way out). A temporary table costs no write-ahead log (SQLite) or WAL
+   (PostgreSQL), and goes with its connection: a rebuild killed midway leaves none.
 2. **Placement read models** (transcripts, apprenticeship hours, opportunities): one pass
    over the staged placement, opportunity and program events in (aggregate, version) order;
    each aggregate is folded from its first event with the projections' own pure ``evolve``
@@ -95,78 +97,80 @@ def stage_table_name(suffix: str) -> str:
 
 
 def create_stage(conn: Connection, name: str) -> None:
+    """A temporary table on ``conn``: every later use of the stage goes through ``conn``."""
     body = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-    unlogged = "UNLOGGED " if conn.dialect.name == "postgresql" else ""
     conn.execute(text(
-        f"CREATE {unlogged}TABLE {name} (event_id VARCHAR(200) NOT NULL, "
+        f"CREATE TEMPORARY TABLE {name} (event_id VARCHAR(200) NOT NULL, "
         f"event_type VARCHAR(100) NOT NULL, aggregate_type VARCHAR(100) NOT NULL, "
         f"aggregate_id VARCHAR(100) NOT NULL, aggregate_version INTEGER NOT NULL, "
         f"position BIGINT NOT NULL, schema_version INTEGER NOT NULL, "
         f"recorded_at VARCHAR(40) NOT NULL, body {body})"))
+    conn.commit()
 
 
 def drop_stage(conn: Connection, name: str) -> None:
+    conn.rollback()  # whatever a failed step left open on the staging connection
     conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    conn.commit()
 
 
 def _param(conn: Connection) -> str:
     return "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
 
 
-def stage_records(engine: Engine, name: str, reader: TopicReader, targets: dict[int, int],
+def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dict[int, int],
                   *, poll_timeout_ms: int, deadline: float,
                   on_progress: Callable[[int, int], None] | None = None) -> int:
-    """Append every record below ``targets`` (per partition) to the staging table; leave
-    ``reader`` positioned exactly at the targets (its positions and last event ids set, as
-    if it had applied them). Returns the records staged."""
+    """Append every record below ``targets`` (per partition) to the staging table (on
+    ``conn``, which created it); leave ``reader`` positioned exactly at the targets (its
+    positions and last event ids set, as if it had applied them). Returns the records
+    staged."""
     staged = 0
     total = sum(targets.values())
     last_ids: dict[int, str] = {}
     offsets = {p: 0 for p in targets}
     pending: list[tuple[Any, ...]] = []
-    with engine.connect() as conn:
-        p = _param(conn)
-        sql = (f"INSERT INTO {name} ({', '.join(STAGE_COLUMNS)}) VALUES "
-               f"({', '.join([p] * len(STAGE_COLUMNS))})")
+    p = _param(conn)
+    sql = (f"INSERT INTO {name} ({', '.join(STAGE_COLUMNS)}) VALUES "
+           f"({', '.join([p] * len(STAGE_COLUMNS))})")
 
-        def flush() -> None:
-            if pending:
-                with conn.begin():
-                    conn.exec_driver_sql(sql, pending)
-                pending.clear()
+    def flush() -> None:
+        if pending:
+            conn.exec_driver_sql(sql, pending)
+            conn.commit()
+            pending.clear()
 
-        while True:
-            behind = [tp for tp in reader.tps if offsets.get(tp.partition, 0)
-                      < targets.get(tp.partition, 0)]
-            if on_progress is not None:
-                on_progress(sum(min(offsets.get(q, 0), t) for q, t in targets.items()), total)
-            if not behind:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError("the topic did not deliver the records up to the live "
-                                   "projector's positions in time")
-            if set(behind) != set(reader.consumer.assignment()):
-                reader.consumer.assign(behind)
-                for tp in behind:
-                    reader.consumer.seek(tp, offsets.get(tp.partition, 0))
-            overshoot: set[int] = set()
-            for partition, offset, fields, value in reader.poll_raw(poll_timeout_ms):
-                if offset >= targets.get(partition, 0):
-                    overshoot.add(partition)  # read again later by the ordinary rebuild
-                    continue
-                if offset < offsets[partition]:
-                    continue  # fetched again after a seek
-                pending.append((*fields, value))
-                offsets[partition] = offset + 1
-                last_ids[partition] = fields[0]
-            staged_now = len(pending)
-            if staged_now >= FLUSH_ROWS:
-                staged += staged_now
-                flush()
-            for q in overshoot:
-                reader.consumer.seek(reader.tps[q], offsets[q])
-        staged += len(pending)
-        flush()
+    while True:
+        behind = [tp for tp in reader.tps if offsets.get(tp.partition, 0)
+                  < targets.get(tp.partition, 0)]
+        if on_progress is not None:
+            on_progress(sum(min(offsets.get(q, 0), t) for q, t in targets.items()), total)
+        if not behind:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("the topic did not deliver the records up to the live "
+                               "projector's positions in time")
+        if set(behind) != set(reader.consumer.assignment()):
+            reader.consumer.assign(behind)
+            for tp in behind:
+                reader.consumer.seek(tp, offsets.get(tp.partition, 0))
+        overshoot: set[int] = set()
+        for partition, offset, fields, value in reader.poll_raw(poll_timeout_ms):
+            if offset >= targets.get(partition, 0):
+                overshoot.add(partition)  # read again later by the ordinary rebuild
+                continue
+            if offset < offsets[partition]:
+                continue  # fetched again after a seek
+            pending.append((*fields, value))
+            offsets[partition] = offset + 1
+            last_ids[partition] = fields[0]
+        if len(pending) >= FLUSH_ROWS:
+            staged += len(pending)
+            flush()
+        for q in overshoot:
+            reader.consumer.seek(reader.tps[q], offsets[q])
+    staged += len(pending)
+    flush()
     for q, target in targets.items():
         reader.positions[q] = PartitionPosition(target, last_ids.get(q))
     reader.consumer.assign(reader.tps)
@@ -178,10 +182,12 @@ def stage_records(engine: Engine, name: str, reader: TopicReader, targets: dict[
 def _staged(conn: Connection, name: str, where: str, order: str
             ) -> Iterator[tuple[Fields, bytes | None]]:
     query = text(f"SELECT {', '.join(STAGE_COLUMNS)} FROM {name} {where} ORDER BY {order}")
-    result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
+    # The options on the statement, not the connection (which they would change for good).
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=10_000))
     for row in result:
         yield (row[0], row[1], row[2], row[3], int(row[4]), int(row[5]), int(row[6]),
                row[7]), row[8]
+    conn.commit()  # end the read
 
 
 def _aggregates(conn: Connection, name: str, where: str) -> Iterator[list[Envelope]]:
@@ -269,7 +275,7 @@ class _Credentials:
                 "status_changed_on": None, "status_reason": None, "version": version}
 
 
-def load_placement_models(engine: Engine, stage: str,
+def load_placement_models(engine: Engine, staging: Connection, stage: str,
                           projections: Sequence[Projection]) -> int:
     """Transcripts, apprenticeship hours and opportunities among ``projections``: one
     pass over the staged events of placements, opportunities and programs, by aggregate in
@@ -286,16 +292,15 @@ def load_placement_models(engine: Engine, stage: str,
     kinds = ", ".join(f"'{t}'" for t in _PLACEMENT_PASS_AGGREGATES)
     where = f"WHERE aggregate_type IN ({kinds})"
     read = 0
-    with engine.connect() as conn:
-        for events in _aggregates(conn, stage, where):
-            read += len(events)
-            if events[0].aggregate_type == "Placement":
-                if transcripts is not None:
-                    _transcript(writer, transcripts, events, credentials)
-                if hours is not None:
-                    _hours(writer, hours, events)
-                continue
-            _other(writer, events, transcripts, hours, opportunities)
+    for events in _aggregates(staging, stage, where):
+        read += len(events)
+        if events[0].aggregate_type == "Placement":
+            if transcripts is not None:
+                _transcript(writer, transcripts, events, credentials)
+            if hours is not None:
+                _hours(writer, hours, events)
+            continue
+        _other(writer, events, transcripts, hours, opportunities)
     if transcripts is not None:
         for row in credentials.rows.values():
             writer.add(transcripts.tables.credential, row)
@@ -359,7 +364,8 @@ def _other(writer: _Writer, events: list[Envelope],
             writer.add(opportunities.table, opportunities_module._row(view), core=True)
 
 
-def load_audit_trail(engine: Engine, stage: str, projection: AuditTrailProjection) -> int:
+def load_audit_trail(engine: Engine, staging: Connection, stage: str,
+                     projection: AuditTrailProjection) -> int:
     """Every staged event, in position order, as ``AuditTrailProjection`` would store it:
     entries with both hashes (the global one while positions are contiguous from the first,
     NULL after the first missing one, as the live projection leaves them), the chain heads
@@ -372,29 +378,28 @@ def load_audit_trail(engine: Engine, stage: str, projection: AuditTrailProjectio
     chained_to: int | None = None
     last_position: int | None = None
     read = 0
-    with engine.connect() as conn:
-        for fields, body in _staged(conn, stage, "", "position"):
-            position = fields[5]
-            if position == last_position:
-                continue  # a copy
-            last_position = position
-            head = heads.get(fields[3])
-            version = head.version if head is not None else 0
-            if fields[4] != version + 1:
-                raise StagedGap(f"{fields[2]} {fields[3]}: version {fields[4]} follows "
-                                f"{version} (position {position})")
-            event = envelope_of(fields, body)
-            entry, heads[event.aggregate_id] = audit_module.derive(event, head)
-            if position == expected:
-                global_hash = audit_module.chain(global_hash, entry["event"].encode("utf-8"))
-                entry["global_hash"] = global_hash
-                chained_to = position
-                expected += 1
-            else:
-                entry["global_hash"] = None
-                expected = -1  # the chain waits at the first missing position
-            writer.add(t.entry, entry)
-            read += 1
+    for fields, body in _staged(staging, stage, "", "position"):
+        position = fields[5]
+        if position == last_position:
+            continue  # a copy
+        last_position = position
+        head = heads.get(fields[3])
+        version = head.version if head is not None else 0
+        if fields[4] != version + 1:
+            raise StagedGap(f"{fields[2]} {fields[3]}: version {fields[4]} follows "
+                            f"{version} (position {position})")
+        event = envelope_of(fields, body)
+        entry, heads[event.aggregate_id] = audit_module.derive(event, head)
+        if position == expected:
+            global_hash = audit_module.chain(global_hash, entry["event"].encode("utf-8"))
+            entry["global_hash"] = global_hash
+            chained_to = position
+            expected += 1
+        else:
+            entry["global_hash"] = None
+            expected = -1  # the chain waits at the first missing position
+        writer.add(t.entry, entry)
+        read += 1
     for aggregate_id in sorted(heads):
         h = heads[aggregate_id]
         writer.add(t.chain_head, {"aggregate_id": h.aggregate_id, "version": h.version,
@@ -407,29 +412,29 @@ def load_audit_trail(engine: Engine, stage: str, projection: AuditTrailProjectio
     return read
 
 
-def record_versions(engine: Engine, stage: str, consumer: str) -> tuple[int, int]:
+def record_versions(staging: Connection, stage: str, consumer: str) -> tuple[int, int]:
     """The rebuild consumer's last version (and its position) per aggregate, in one
     statement: what the projector's ``applied_versions`` would hold after the staged
     records, so the Python folds continue from there and skip what is already in. Returns
     (aggregates, distinct events): versions run from 1 without a gap, so an aggregate's last
     version is how many of its events there are."""
-    with engine.begin() as conn:
-        p = _param(conn)
-        conn.exec_driver_sql(
-            f"INSERT INTO {applied_versions.name} (consumer, aggregate_id, version, position) "
-            f"SELECT {p}, aggregate_id, max(aggregate_version), max(position) FROM {stage} "
-            f"GROUP BY aggregate_id", (consumer,))
-        row = conn.exec_driver_sql(
-            f"SELECT count(*), sum(version) FROM {applied_versions.name} WHERE consumer = {p}",
-            (consumer,)).one()
-        return int(row[0]), int(row[1] or 0)
+    p = _param(staging)
+    staging.exec_driver_sql(
+        f"INSERT INTO {applied_versions.name} (consumer, aggregate_id, version, position) "
+        f"SELECT {p}, aggregate_id, max(aggregate_version), max(position) FROM {stage} "
+        f"GROUP BY aggregate_id", (consumer,))
+    row = staging.exec_driver_sql(
+        f"SELECT count(*), sum(version) FROM {applied_versions.name} WHERE consumer = {p}",
+        (consumer,)).one()
+    staging.commit()
+    return int(row[0]), int(row[1] or 0)
 
 
 def secondary_indexes(tables: Sequence[Table]) -> list[Index]:
     return [index for table in tables for index in table.indexes]
 
 
-def load(engine: Engine, stage: str, projections: Sequence[Projection],
+def load(engine: Engine, staging: Connection, stage: str, projections: Sequence[Projection],
          tables: Sequence[Table], consumer: str) -> SetBasedFigures:
     """Compute every fresh read model among ``projections`` from the staged records, with
     their secondary indexes built after the rows are in (one sort each instead of a B-tree
@@ -444,12 +449,12 @@ def load(engine: Engine, stage: str, projections: Sequence[Projection],
         with engine.begin() as conn:
             for index in indexes:
                 conn.execute(text(f"DROP INDEX {index.name}"))
-        load_placement_models(engine, stage, projections)
+        load_placement_models(engine, staging, stage, projections)
         figures.seconds["placements"] = time.perf_counter() - started
         started = time.perf_counter()
         audit = next((p for p in projections if isinstance(p, AuditTrailProjection)), None)
         if audit is not None:
-            load_audit_trail(engine, stage, audit)
+            load_audit_trail(engine, staging, stage, audit)
         figures.seconds["audit_trail"] = time.perf_counter() - started
         started = time.perf_counter()
         with engine.begin() as conn:
@@ -457,7 +462,7 @@ def load(engine: Engine, stage: str, projections: Sequence[Projection],
                 index.create(conn)
         figures.seconds["indexes"] = time.perf_counter() - started
         started = time.perf_counter()
-        figures.aggregates, figures.distinct = record_versions(engine, stage, consumer)
+        figures.aggregates, figures.distinct = record_versions(staging, stage, consumer)
         figures.seconds["versions"] = time.perf_counter() - started
     finally:
         if paused:
