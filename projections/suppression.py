@@ -400,6 +400,40 @@ class _Program:
             raise ValueError(f"HiGHS could not bound {self.keys[i]}: {found.message}")
         return "optimal", -float(found.fun) if highest else float(found.fun), found.x
 
+    TOGETHER_SECONDS = 10.0
+    """Time allowed to one integer program of ``together``: its best whole solution by then
+    is as good a proof as an optimal one."""
+
+    def together(self, targets: list[int], caps: list[int] | None) -> Any:
+        """A whole solution with the ``targets`` all as low as they can go together (the
+        warm relaxation, ``caps`` None), or all raised towards their ``caps`` together (an
+        integer program with the caps as the targets' upper bounds; a relaxation's vertex is
+        seldom whole here), or None."""
+        n = len(self.keys)
+        cost = np.zeros(n)
+        if caps is None:
+            cost[targets] = 1.0
+            solver = self._highs()
+            columns = np.arange(n, dtype=np.int32)
+            solver.changeColsCost(n, columns, cost)
+            self._objective = None
+            self.programs["relaxed"] += 1
+            solver.run()
+            found = solver.getSolution().col_value if solver.getModelStatus() == \
+                _highs.HighsModelStatus.kOptimal else None
+            solver.changeColsCost(n, columns, np.zeros(n))
+            return None if found is None else self.solution(found)
+        cost[targets] = -1.0
+        upper = np.full(n, np.inf)
+        upper[targets] = caps
+        constraints = [LinearConstraint(self.matrix.astype(float), self.float_lower,
+                                        self.float_upper)] if len(self.row_lower) else []
+        self.programs["integer"] += 1
+        found = milp(cost, constraints=constraints, bounds=Bounds(np.ones(n), upper),
+                     integrality=np.ones(n),
+                     options={"time_limit": self.TOGETHER_SECONDS, "mip_rel_gap": 0.05})
+        return None if found.x is None else self.solution(found.x)
+
     def attained(self, target: Key, bound: int) -> Any:
         """A whole solution where the target is ``bound``, if the relaxation with the target
         fixed there finds one at a vertex (else None): when the relaxation's optimum is
@@ -473,6 +507,38 @@ class _Proofs:
         for i in np.flatnonzero(point > program.highest):
             program.highest[i] = self.highest[keys[i]] = int(point[i])
 
+    TOGETHER_ABOVE = 200
+    """Groups with more open figures than this are first moved all at once (decision 066):
+    below it, a figure's own relaxations are as quick."""
+
+    def _raise_together(self, program: _Program, open_: list[Key],
+                        needed: Mapping[Key, int]) -> None:
+        """Whole solutions that move many open figures at once, so that each needs no
+        program of its own to be proven wide (decision 066). One relaxation puts every open
+        figure as low as it can go together; then integer programs raise every figure still
+        open towards its lowest value found plus the width it needs (not beyond: a figure
+        that got there leaves the room to the others), while each round proves enough to
+        pay for itself. Only proofs of width come from here, each a whole solution checked
+        exactly; which ones are found does not change a verdict, only how soon it is
+        known."""
+        self._seen(program, program.together([program.index[k] for k in open_], None))
+        while True:
+            still = [k for k in open_ if not self._proven_wide(k, needed[k])]
+            if len(still) <= self.TOGETHER_ABOVE:
+                return
+            # At least the highest found, so the true figures satisfy the caps: the program
+            # always has a solution to start from.
+            caps = [max(self.lowest[k] + needed[k], self.highest[k]) for k in still]
+            point = program.together([program.index[k] for k in still], caps)
+            if point is None:
+                return
+            self._seen(program, point)
+            proven = sum(1 for k in still if self._proven_wide(k, needed[k]))
+            # An integer program here takes about as long as 20 of a large group's
+            # relaxations (0.5-1.5 s against 20-40 ms at 4,500-10,000 figures).
+            if proven < max(20, len(still) // 100):
+                return
+
     def _proven_wide(self, k: Key, needed: int) -> bool:
         if self.highest[k] - self.lowest[k] >= needed:
             self.wide.add(k)
@@ -496,6 +562,8 @@ class _Proofs:
         program = _Program(members, rels, values, self.warm)
         program.lowest = np.array([self.lowest[k] for k in members], dtype=np.int64)
         program.highest = np.array([self.highest[k] for k in members], dtype=np.int64)
+        if self.warm and len(open_) > self.TOGETHER_ABOVE:
+            self._raise_together(program, open_, needed)
         highest: dict[Key, int] = {}
         for target in open_:
             if self._proven_wide(target, needed[target]):
@@ -510,9 +578,12 @@ class _Proofs:
             need = needed[target]
             if self._proven_wide(target, need):
                 continue
-            low, point = program.optimum(target, highest=False, whole=False)
-            assert low is not None
-            self._seen(program, point)
+            if self.lowest[target] == 1:  # a whole solution has it at its least: exact
+                low = 1
+            else:
+                low, point = program.optimum(target, highest=False, whole=False)
+                assert low is not None
+                self._seen(program, point)
             if self._proven_wide(target, need):
                 continue
             if high - low >= need:  # only the integer programs can tell

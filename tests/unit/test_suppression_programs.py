@@ -161,6 +161,33 @@ def test_the_verdicts_are_the_integer_programs_on_random_systems(warm: bool) -> 
     assert seen_narrow > 20 and seen_wide > 20  # both verdicts are exercised
 
 
+def test_the_verdicts_hold_when_open_figures_are_first_moved_together(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 066: a large group's open figures are first moved all at once (one
+    relaxation lowering them together, integer programs raising them together) and only
+    what that leaves gets programs of its own. The random systems are small, so the step is
+    switched on for every group here: the verdicts are still the oracle's, over rounds too,
+    and the step does prove figures wide (else this would test nothing)."""
+    monkeypatch.setattr(_Proofs, "TOGETHER_ABOVE", 0)
+    rng = random.Random(66)
+    moved = proven_together = 0
+    for _ in range(SYSTEMS // 2):
+        values, parents = random_system(rng)
+        min_cell = rng.randint(2, 6)
+        order = sorted(values)
+        rng.shuffle(order)
+        proofs = _Proofs(values)
+        for share in (0.4, 0.8):
+            hidden = set(order[: int(len(order) * share)])
+            before = set(proofs.wide)
+            integer_before = proofs.programs["integer"]
+            expected = oracle(values, hidden, parents, min_cell)
+            assert narrow_found(proofs, values, hidden, set(), parents, min_cell) == expected
+            moved += proofs.programs["integer"] - integer_before
+            proven_together += len(proofs.wide - before)
+    assert moved > 0 and proven_together > 20
+
+
 def test_what_one_round_proved_holds_in_the_next() -> None:
     """Verdicts and whole solutions are kept while more figures are hidden (one ``_Proofs``
     across rounds, as in ``suppress``); each round's verdicts are still the oracle's, also
