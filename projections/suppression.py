@@ -578,11 +578,11 @@ class _Proofs:
             need = needed[target]
             if self._proven_wide(target, need):
                 continue
-            if self.lowest[target] == 1:  # a whole solution has it at its least: exact
-                low = 1
-            else:
-                low, point = program.optimum(target, highest=False, whole=False)
-                assert low is not None
+            low = 1  # a whole solution has it at its least (1): exact, no program
+            if self.lowest[target] > 1:
+                found, point = program.optimum(target, highest=False, whole=False)
+                assert found is not None
+                low = found
                 self._seen(program, point)
             if self._proven_wide(target, need):
                 continue
