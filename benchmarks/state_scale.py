@@ -506,6 +506,9 @@ def main() -> None:
     parser.add_argument("--prefetch", choices=["off", "on", "both"], default="both",
                         help="replays in one process, fetching in a child process, or both "
                              "(decision 063)")
+    parser.add_argument("--keep", type=Path,
+                        help="work in this folder and keep it (the generated store, vault and "
+                             "replayed read models: a report can be timed on them again)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--write-docs", action="store_true",
                         help="replace the generated table in docs/performance.md")
@@ -522,9 +525,10 @@ def main() -> None:
     topic = f"wbl.bench-state-{uuid.uuid4().hex[:8]}.v1"
     try:
         with tempfile.TemporaryDirectory(prefix="wbl-state-scale-") as tmp:
-            folder = Path(tmp)
+            folder = Path(tmp) if args.keep is None else args.keep
+            folder.mkdir(parents=True, exist_ok=True)
             data_dir = folder / "state"
-            data_dir.mkdir()
+            data_dir.mkdir()  # a kept folder is used once: a second run would add to its store
             log(f"history: {args.events:,} events")
             history = prepare(data_dir, broker.bootstrap_servers, topic, args.events,
                               args.seed)
