@@ -5,6 +5,7 @@ one table into docs/performance.md.
     python -m benchmarks.state_scale                      # 200,000 events: 10-20 minutes
     python -m benchmarks.state_scale --events 1000000 --import-rows 100000 --write-docs
     python -m benchmarks.state_scale --events 2000000 --skip commands,import --write-docs
+    python -m benchmarks.state_scale --events 5000000 --rounds 1 --keep DIR  # store kept
 
 1. **History.** ``benchmarks/state_year.py`` generates ``--events`` events; they are stored in
    a fresh SQLite event store (through the ``eventsourcing`` mapper and recorder), the
