@@ -171,6 +171,16 @@ class Settings(BaseSettings):
         "memory and brings up to date with the store's newer events, instead of replaying "
         "their whole history per command. 0 turns the cache off.",
     )
+    import_spill_after_events: int = Field(
+        20_000, ge=1, description="An import holds at most about this many staged events in "
+        "memory before it moves them to its private spill file (the store sees them only "
+        "when the whole import is written, in one transaction; decision 067).",
+    )
+    import_aggregates_in_memory: int = Field(
+        50_000, ge=1, description="Records (placements, learner days) an import keeps in "
+        "memory once their events are spilled; one needed again is rebuilt from the store "
+        "and the spill (decision 067).",
+    )
     audit_checkpoint_topic: str = Field(
         "wbl.audit-checkpoints.v1",
         description="Topic the signed checkpoints of the audit trail's global chain head are "

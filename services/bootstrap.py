@@ -22,7 +22,7 @@ from infra.broker import LocalBroker
 from infra.database import personal_data_vault, read_model_engine
 from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
-from services.ledger import BirthDates, Ledger
+from services.ledger import BirthDates, Ledger, UnitLimits
 from services.schema import store_env
 from services.workers import audit_checkpoints
 from services.workers.heartbeats import ObservedWorkers
@@ -53,7 +53,10 @@ def build_ledger(settings: Settings, birth_dates: BirthDates | None = None) -> L
     Every table is set up first, once, under a lock (``services/schema.py``): the API, the
     relay and the projector may start at the same moment on a fresh database (decision 040)."""
     return Ledger(env=store_env(settings),
-                  birth_dates=birth_dates if birth_dates is not None else build_vault(settings))
+                  birth_dates=birth_dates if birth_dates is not None else build_vault(settings),
+                  unit_limits=UnitLimits(
+                      spill_after_events=settings.import_spill_after_events,
+                      aggregates_in_memory=settings.import_aggregates_in_memory))
 
 
 def build_read_models(settings: Settings) -> Engine:

@@ -5,6 +5,7 @@ together with an ``ImportedFile`` record of where each event came from.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -114,6 +115,18 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _is_utf8(data: bytes, block: int = 1 << 20) -> bool:
+    """Whether ``data`` is UTF-8 text, checked a block at a time (never one whole string)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for start in range(0, len(data), block):
+            decoder.decode(data[start:start + block])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def import_file(
     ledger: Ledger,
     vault: PersonalDataVault,
@@ -143,12 +156,12 @@ def import_file(
     if ledger.exists(ImportedFile.create_id(digest)):
         report.already_imported = True
         return report
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    if not _is_utf8(data):
         report.rejected.append(RowRejection(1, "not-utf8", None, "The file is not UTF-8 text."))
         return report
-    reader = csv.DictReader(io.StringIO(text))
+    # Read as a stream: decoding the whole file into one string doubled its size in memory.
+    reader = csv.DictReader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig",
+                                             newline=""))
     handler, required = handlers[kind]
     missing = sorted(required - set(reader.fieldnames or []))
     if missing:
@@ -159,14 +172,14 @@ def import_file(
 
     context = RowContext(ledger=ledger, vault=vault, actor=actor,
                          options=options or ImportOptions())
-    provenance: list[dict[str, Any]] = []
     registered: list[str] = []
+    recorded_rows = False
     with ledger.unit_of_work() as unit:
         for line, row in enumerate(reader, start=2):
             report.rows_total += 1
             context.registered = []
             try:
-                with unit.row_scope() as changes:
+                with unit.row_scope(line) as changes:
                     handler(context, {k: (v or "").strip() for k, v in row.items() if k})
             except DomainError as refused:
                 report.rejected.append(RowRejection(line, refused.code, refused.field,
@@ -177,16 +190,18 @@ def import_file(
             registered.extend(context.registered)
             if changes:
                 report.rows_recorded += 1
-                provenance.append({"row": line, "events": [list(c) for c in changes]})
+                recorded_rows = True
             else:
                 report.rows_unchanged += 1
-        keep = bool(provenance) and (mode is ImportMode.VALID_ROWS or not report.rejected)
+        keep = recorded_rows and (mode is ImportMode.VALID_ROWS or not report.rejected)
         if keep:
             imported = ImportedFile.record(
                 actor=actor, file_hash=digest, file_name=file_name, kind=kind.value,
-                mode=mode.value, rows_total=report.rows_total, rows=provenance,
+                mode=mode.value, rows_total=report.rows_total, rows=[],
                 rejected=[asdict(r) for r in report.rejected], imported_on=ledger.today())
-            report.position = ledger.save_unit(unit, imported)
+            # ``rows`` is filled from the unit a row at a time as the event is written: a
+            # list of every row was most of a large import's memory (decision 067).
+            report.position = ledger.save_unit(unit, imported, provenance="rows")
             report.recorded = True
     if not keep:
         for learner_id in registered:

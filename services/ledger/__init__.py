@@ -6,6 +6,7 @@ with what it answers (``results.py``), keyed commands run at most once
 from services.ledger.application import Ledger
 from services.ledger.birth_dates import BirthDates, BirthDatesInMemory
 from services.ledger.results import CommandResult
-from services.ledger.staging import UnitOfWork
+from services.ledger.staging import UnitLimits, UnitOfWork
 
-__all__ = ["BirthDates", "BirthDatesInMemory", "CommandResult", "Ledger", "UnitOfWork"]
+__all__ = ["BirthDates", "BirthDatesInMemory", "CommandResult", "Ledger", "UnitLimits",
+           "UnitOfWork"]

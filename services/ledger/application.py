@@ -19,9 +19,11 @@ docs/decisions/010-daily-limit-across-placements.md.
 
 from __future__ import annotations
 
+import io
+import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -33,8 +35,10 @@ from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
     OperationalError,
+    StoredEvent,
     Transcoding,
 )
+from eventsourcing.utils import get_topic
 
 from domain.actor import Actor
 from domain.calendar import SchoolCalendar, SchoolDays
@@ -52,11 +56,16 @@ from domain.organisation import Organisation, OrganisationSettings
 from domain.placement import Placement
 from domain.placement.minors import ChildLabourPolicy
 from domain.program import ApprenticeshipProgram
-from infra.command_log import CommandKey, recorded_command, stored_originators
+from infra.command_log import (
+    CommandKey,
+    insert_in_one_transaction,
+    recorded_command,
+    stored_originators,
+)
 from services.ledger.birth_dates import BirthDates, BirthDatesInMemory
 from services.ledger.command_keys import command
 from services.ledger.results import CommandResult
-from services.ledger.staging import UnitOfWork
+from services.ledger.staging import UnitLimits, UnitOfWork
 
 
 class DateAsISO(Transcoding):
@@ -77,14 +86,19 @@ log = logging.getLogger(__name__)
 LOOK_AHEAD_DAYS = 366
 """How far an import's bulk look-up of a learner's days reaches (``Ledger._look_ahead``)."""
 
+WRITE_CHUNK_EVENTS = 5000
+"""Events per insert when a unit of work's spill is copied into the store (decision 067)."""
+
 
 class Ledger(Application[UUID]):
     name = "WBLLedger"
 
-    def __init__(self, env: Any = None, birth_dates: BirthDates | None = None) -> None:
+    def __init__(self, env: Any = None, birth_dates: BirthDates | None = None,
+                 unit_limits: UnitLimits | None = None) -> None:
         super().__init__(env)
         self._local = threading.local()
         self.birth_dates: BirthDates = birth_dates or BirthDatesInMemory()
+        self.unit_limits = unit_limits or UnitLimits()
 
     # -- unit of work ----------------------------------------------------------------
 
@@ -93,43 +107,96 @@ class Ledger(Application[UUID]):
         """Commands in this thread are staged, not saved, until ``save_unit``."""
         if getattr(self._local, "unit", None) is not None:
             raise RuntimeError("units of work do not nest")
-        unit = UnitOfWork(restore=self._restore)
+        unit = UnitOfWork(restore=self._restore, to_stored=self.mapper.to_stored_event,
+                          from_stored=self.mapper.to_domain_event, limits=self.unit_limits)
         self._local.unit = unit
         try:
             yield unit
         finally:
             self._local.unit = None
+            unit.close()
 
-    def save_unit(self, unit: UnitOfWork, *more: Aggregate) -> int:
-        """Save every staged aggregate (and ``more``) in one transaction; return the last
-        position, or 0 when there was nothing to save."""
-        aggregates = [*unit.to_save(), *more]
-        if not aggregates:
+    def save_unit(self, unit: UnitOfWork, record: Aggregate | None = None, *,
+                  provenance: str | None = None) -> int:
+        """Save every staged aggregate (and ``record``) in one transaction; return the last
+        position, or 0 when there was nothing to save.
+
+        The staged events are moved to the unit's spill and copied from there into the
+        store in chunks, within that one transaction (decision 067). ``provenance`` names
+        the field of ``record``'s event (left empty by the caller) that holds the unit's
+        provenance: it is encoded a row at a time, never as one list of every row."""
+        unit.spill_staged()
+        assert unit.spill is not None
+        chunks: Iterable[Sequence[StoredEvent]] = unit.spill.chunks(WRITE_CHUNK_EVENTS)
+        if record is not None:
+            stored = [self._stored_with_provenance(e, unit, provenance)
+                      for e in record.pending_events]
+            record.pending_events.clear()
+            chunks = itertools.chain(chunks, [stored])
+        elif unit.spill.events == 0:
             return 0
         try:
-            recordings = self.save(*aggregates)
+            position = insert_in_one_transaction(self.recorder, chunks)
         except IntegrityError as error:
             raise ConcurrentChange(
                 "Records this batch touches changed while it was prepared; run it again."
             ) from error
         unit.staged.clear()
-        return max((r.notification.id for r in recordings), default=0)
+        return position
 
-    def _get(self, aggregate_id: UUID) -> Any:
-        """The repository's aggregate, or, inside a unit of work, this row's copy of it."""
+    def _stored_with_provenance(self, event: Any, unit: UnitOfWork, field: str | None
+                                ) -> StoredEvent:
+        """``event`` as the mapper stores it (``Mapper.to_stored_event``), its empty
+        ``field`` filled with the unit's provenance one row at a time. Same bytes as the
+        mapper would give for the whole list (tests/integration/test_import_memory_bound.py)."""
+        state = dict(vars(event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        encoded = self.mapper.transcoder.encode(state)
+        if field is not None:
+            if state[field] != []:
+                raise ValueError(f"{field!r} is filled from the unit: leave it empty")
+            empty = b'"' + field.encode() + b'":[]'
+            head, tail = encoded.split(empty)  # once: a string's own quotes are escaped
+            body = io.BytesIO()
+            body.write(head + empty[:-1])
+            for n, row in enumerate(unit.provenance_json()):
+                if n:
+                    body.write(b",")
+                body.write(row)
+            body.write(b"]" + tail)
+            encoded = body.getvalue()
+            del body
+        if self.mapper.compressor:
+            encoded = self.mapper.compressor.compress(encoded)
+        if self.mapper.cipher:
+            encoded = self.mapper.cipher.encrypt(encoded)
+        return StoredEvent(originator_id=originator_id, originator_version=originator_version,
+                           topic=get_topic(type(event)), state=encoded)
+
+    def _get(self, aggregate_id: UUID, *, absent: bool = False) -> Any:
+        """The repository's aggregate, or, inside a unit of work, this row's copy of it.
+        ``absent``: the unit knows the store has no such aggregate (``_look_ahead``)."""
         unit: UnitOfWork | None = getattr(self._local, "unit", None)
         if unit is None or unit.row is None:
             return self.repository.get(aggregate_id)
-        return unit.take(aggregate_id, self.repository.get)
+        return unit.take(aggregate_id, self.repository.get, absent=absent)
 
-    def _restore(self, aggregate_id: UUID, pending: Sequence[Any]) -> Aggregate:
-        """An aggregate as stored plus ``pending`` (a unit of work's events staged before a
-        refused row), rebuilt the way the repository rebuilds one from its events."""
-        stored_version = pending[0].originator_version - 1 if pending else None
+    def _restore(self, aggregate_id: UUID, written: Sequence[Any], pending: Sequence[Any]
+                 ) -> Aggregate:
+        """An aggregate as stored plus ``written`` (a unit of work's events moved to its
+        spill) and ``pending`` (those it still holds), rebuilt the way the repository
+        rebuilds one from its events; only ``pending`` stay pending."""
+        first = written[0] if written else pending[0] if pending else None
+        stored_version = first.originator_version - 1 if first is not None else None
         aggregate: Any = (self.repository.get(aggregate_id, version=stored_version)
                           if stored_version is None or stored_version > 0 else None)
-        for event in pending:
+        for event in (*written, *pending):
             aggregate = event.mutate(aggregate)
+        aggregate.pending_events.clear()
         aggregate.pending_events.extend(pending)
         return cast(Aggregate, aggregate)
 
@@ -1006,35 +1073,46 @@ class Ledger(Application[UUID]):
         if not placement.child_labour_applies(work_date, kind, born):
             return None
         week_id = LearnerWeek.create_id(placement.learner_id, work_date)
-        self._look_ahead(week_id, lambda d: LearnerWeek.create_id(placement.learner_id, d),
-                         work_date)
+        absent = self._look_ahead(("week", placement.learner_id), week_id,
+                                  lambda d: LearnerWeek.create_id(placement.learner_id, d),
+                                  work_date)
         try:
-            week: object = self._get(week_id)
+            week: object = self._get(week_id, absent=absent)
         except AggregateNotFoundError:
             return LearnerWeek.open(actor=actor, learner_id=placement.learner_id,
                                     day=work_date)
         assert isinstance(week, LearnerWeek)
         return week
 
-    def _look_ahead(self, wanted: UUID, id_on: Callable[[date], UUID], day: date) -> None:
+    def _look_ahead(self, series: tuple[str, str], wanted: UUID,
+                    id_on: Callable[[date], UUID], day: date) -> bool:
         """Inside a unit of work (an import), ask the store once which of a learner's days
         (or weeks) of the year from ``day`` exist, instead of once per row: most rows of a
         timesheet open a day nobody has opened yet, and each of those look-ups was a query
-        (decision 062)."""
+        (decision 062). True when ``wanted`` is known not to be in the store (it may still
+        be staged by an earlier row of the unit). The unit keeps one window a learner, not
+        an id a day (decision 067)."""
         unit: UnitOfWork | None = getattr(self._local, "unit", None)
-        if unit is None or not unit.not_looked_up([wanted]):
-            return
-        asked = unit.not_looked_up(dict.fromkeys(
+        if unit is None:
+            return False
+        known = unit.known_absent(series, day.toordinal(), wanted)
+        if known is not None:
+            return known
+        asked = list(dict.fromkeys(
             id_on(day + timedelta(days=n)) for n in range(LOOK_AHEAD_DAYS)))
-        unit.note_stored(asked, stored_originators(self.recorder, asked))
+        stored = stored_originators(self.recorder, asked)
+        unit.note_window(series, day.toordinal(), day.toordinal() + LOOK_AHEAD_DAYS - 1,
+                         stored)
+        return wanted not in stored
 
     def _learner_day(self, actor: Actor, learner_id: str, day: date) -> LearnerDay:
         """The learner's day, opened if this is their first entry on that date. Two writers
         opening the same day both write version 1 of the same id: one is refused."""
         day_id = LearnerDay.create_id(learner_id, day)
-        self._look_ahead(day_id, lambda d: LearnerDay.create_id(learner_id, d), day)
+        absent = self._look_ahead(("day", learner_id), day_id,
+                                  lambda d: LearnerDay.create_id(learner_id, d), day)
         try:
-            learner_day: object = self._get(day_id)
+            learner_day: object = self._get(day_id, absent=absent)
         except AggregateNotFoundError:
             return LearnerDay.open(actor=actor, learner_id=learner_id, day=day)
         assert isinstance(learner_day, LearnerDay)
