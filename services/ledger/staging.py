@@ -176,10 +176,12 @@ class UnitOfWork:
             return taken
         aggregate = self.staged.pop(aggregate_id, None)  # put back last: recently used
         if aggregate is None:
+            if aggregate_id in self.missing:  # never a record a row created (row_scope)
+                raise AggregateNotFoundError(aggregate_id)
             written = self._spilled(aggregate_id)
             if written:
                 aggregate = self.restore(aggregate_id, written, [])
-            elif absent or aggregate_id in self.missing:
+            elif absent:
                 raise AggregateNotFoundError(aggregate_id)
             else:
                 try:
