@@ -4,11 +4,9 @@ file (decision 067)."""
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -36,14 +34,14 @@ class UnitLimits:
 
 
 class Spill:
-    """The staged events of the rows that passed, out of memory: a private SQLite file in
-    the temporary directory, removed when the unit ends. Nothing here is in the store until
-    ``Ledger.save_unit`` copies it there, in order, in one transaction."""
+    """The staged events of the rows that passed, out of memory: SQLite's private temporary
+    database (a file in the temporary directory that SQLite removes as it opens it, so that
+    not even a killed import leaves it behind; ``SQLITE_TMPDIR`` chooses where). Nothing
+    here is in the store until ``Ledger.save_unit`` copies it there, in order, in one
+    transaction."""
 
     def __init__(self) -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="wbl-import-")
-        self._db = sqlite3.connect(Path(self._folder.name) / "staged.sqlite3",
-                                   isolation_level=None)
+        self._db = sqlite3.connect("", isolation_level=None)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute("CREATE TABLE staged (seq INTEGER PRIMARY KEY, originator_id BLOB, "
@@ -94,7 +92,6 @@ class Spill:
 
     def close(self) -> None:
         self._db.close()
-        self._folder.cleanup()
 
 
 def _row_json(line: int, events: list[str]) -> bytes:
