@@ -188,6 +188,35 @@ def test_the_verdicts_hold_when_open_figures_are_first_moved_together(
     assert moved > 0 and proven_together > 20
 
 
+def test_the_verdicts_hold_when_blocks_are_looked_at_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 069: a large group's figures are first looked at block by block (a region
+    of districts and one measure): a whole solution with the rest of the group fixed proves
+    a figure wide, a relaxation with the rest's other relations dropped proves it narrow,
+    and only what neither proves goes to the group's program. The random systems are
+    small, so blocks of one district are switched on for every group: the verdicts are
+    still the oracle's over rounds, and blocks do prove figures both wide and narrow (else
+    this would test nothing)."""
+    monkeypatch.setattr(_Proofs, "BLOCKS_ABOVE", 0)
+    monkeypatch.setattr(_Proofs, "REGIONS", (1, 2))
+    monkeypatch.setattr(_Proofs, "FEWEST_REGIONS", 0)
+    rng = random.Random(69)
+    proven = {"wide": 0, "narrow": 0}
+    for _ in range(SYSTEMS):
+        values, parents = random_system(rng)
+        min_cell = rng.randint(2, 6)
+        order = sorted(values)
+        rng.shuffle(order)
+        proofs = _Proofs(values, parents=parents)
+        for share in (0.4, 0.8):
+            hidden = set(order[: int(len(order) * share)])
+            expected = oracle(values, hidden, parents, min_cell)
+            assert narrow_found(proofs, values, hidden, set(), parents, min_cell) == expected
+        for verdict in proven:
+            proven[verdict] += proofs.by_block[verdict]
+    assert proven["wide"] > 20 and proven["narrow"] > 5
+
+
 def test_what_one_round_proved_holds_in_the_next() -> None:
     """Verdicts and whole solutions are kept while more figures are hidden (one ``_Proofs``
     across rounds, as in ``suppress``); each round's verdicts are still the oracle's, also
