@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, select, text, update
 
-from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.apprenticeship_hours import ApprenticeshipHoursProjection
 from projections.audit_trail import LIVE_TABLES as AUDIT
@@ -33,13 +32,6 @@ from tests.integration.test_projections_support import (
 from tests.unit.projections.history import generate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def engine(store_settings: Settings) -> Engine:
-    engine = read_model_engine(store_settings)
-    yield engine
-    engine.dispose()
 
 
 @pytest.mark.parametrize("prefetch", [False, True], ids=["one-process", "prefetch"])

@@ -16,26 +16,20 @@ import pytest
 from sqlalchemy import Engine, insert, inspect, text
 
 from benchmarks.state_year import StateYear
-from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.audit_trail import AuditTrailProjection
 from projections.tables import consumer_positions, metadata
 from services.workers.projector import Projector
+from services.workers.rebuild import Rebuild
 from tests.integration.test_projections_support import (
     create_topic,
     publish,
     running,
     wait_until_applied,
 )
+from tests.unit.projections.history import generate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def engine(store_settings: Settings) -> Engine:
-    engine = read_model_engine(store_settings)
-    yield engine
-    engine.dispose()
 
 
 def _wbl(store_settings: Settings, bootstrap: str, topic: str, *args: str
@@ -136,4 +130,31 @@ def test_a_gap_on_the_topic_refuses_the_set_based_rebuild_and_leaves_nothing(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "missing events" in done.stdout + done.stderr
     assert missing.aggregate_id in done.stdout + done.stderr
+    assert _leftovers(engine) == []
+
+
+def test_a_position_missing_without_a_version_gap_stops_the_global_chain_as_live(
+    engine: Engine, kafka_bootstrap: str, topic_name: str,
+) -> None:
+    """One event missing from the middle of the topic, the last of its aggregate, so no
+    version gap refuses it: the set-based audit trail (staged from three partitions, then
+    taken in position order) leaves every global hash after it NULL, as the live
+    projection's ``_extend_global_chain`` does, and equals live row for row."""
+    history = generate(150, seed=11).envelopes
+    lasts = {e.aggregate_id: e for e in history}
+    middle = history[len(history) // 3:2 * len(history) // 3]
+    missing = next(e for e in middle if lasts[e.aggregate_id] is e)
+    kept = [e for e in history if e is not missing]
+    create_topic(kafka_bootstrap, topic_name)
+    publish(kafka_bootstrap, topic_name, kept, duplicates=0.05)
+    with running(Projector(engine, bootstrap=kafka_bootstrap, topic=topic_name)):
+        wait_until_applied(engine, len(kept))
+        result = Rebuild(engine, bootstrap=kafka_bootstrap, topic=topic_name,
+                         names=["audit_trail"], set_based=True).run(swap=False)
+        assert result.equal, [d.first_difference for d in result.differences]
+        assert result.set_based is not None and result.set_based.distinct == len(kept)
+    with engine.connect() as conn:
+        unchained = conn.execute(text(
+            "SELECT min(position), count(*) FROM audit_entry WHERE global_hash IS NULL")).one()
+    assert tuple(unchained) == (missing.position + 1, len(history) - missing.position)
     assert _leftovers(engine) == []
