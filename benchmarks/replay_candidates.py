@@ -3,6 +3,7 @@
     python -m benchmarks.replay_candidates [--events 200000] [--batches 5000,20000] [--rounds 2]
     python -m benchmarks.replay_candidates --events 200000 --batches 5000 \
         --rebuilds python,set-based [--per-projection] [--check]
+    python -m benchmarks.replay_candidates --events 1000000 --batches none --rebuilds set-based
 
 Fills one topic with a generated state-year (benchmarks/state_year.py, 2% duplicates), then
 alternates, round after round: the raw kafka-python consumer, and a replay of all projections
@@ -13,11 +14,15 @@ into an empty read-model database for each candidate. Candidates so far: the pro
 (``Rebuild(...).run(swap=True)``) on the last replay's database, from offset 0 to the live
 positions (the whole topic): ``python`` folds poll after poll as the live projector does,
 ``set-based`` stages the records and computes the tables set-wise (decision 065).
-``--per-projection`` also rebuilds each projection alone with each; ``--check`` runs
-``wbl projections check --set-based`` against the tables the live Python folds wrote
-(row for row) before any rebuild swaps them out, and its verdict goes into the JSON. Beside
-each rate, this process's CPU time per record (the broker's apart), which the other
-engineers' load on the shared cores moves less than wall time. Prints the figures as JSON.
+``--batches none`` (decision 068): no live replay; the rebuilds run on one database whose
+live positions are set at the topic's end and whose live tables an unmeasured set-based
+rebuild fills first (so every measured rebuild swaps out and drops full tables, as after a
+live replay). ``--per-projection`` also rebuilds
+each projection alone with each; ``--check`` runs ``wbl projections check --set-based``
+against the tables the live Python folds wrote (row for row) before any rebuild swaps them
+out, and its verdict goes into the JSON. Beside each rate, this process's CPU time per record
+(the broker's apart), which the other engineers' load on the shared cores moves less than
+wall time. Prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -32,12 +37,17 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from kafka import TopicPartition
+from sqlalchemy import insert
+
 from benchmarks import replay_projections
 from benchmarks.replay_projections import PARTITIONS, raw_consume
 from benchmarks.state_year import StateYear
+from infra import kafka as kafka_io
 from infra.broker import LocalBroker
 from infra.database import read_model_engine
 from infra.settings import Settings
+from projections.tables import consumer_positions, metadata
 from services.workers.rebuild import PROJECTION_KINDS, Rebuild
 from tests.integration.test_projections_support import create_topic, publish
 
@@ -45,16 +55,17 @@ from tests.integration.test_projections_support import create_topic, publish
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--batches", default="5000,20000")
+    parser.add_argument("--batches", default="5000,20000",
+                        help="comma-separated max_batch values of the live replays, or none")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rebuilds", default="",
                         help="comma-separated: python, set-based (none by default)")
     parser.add_argument("--per-projection", action="store_true")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
+    batches = [] if args.batches == "none" else [int(b) for b in args.batches.split(",")]
     rebuilds = [r for r in args.rebuilds.split(",") if r]
-    unknown = set(rebuilds) - {"python", "set-based"}
+    unknown = set(rebuilds) - set(REBUILDS)
     if unknown:
         parser.error(f"unknown rebuilds: {', '.join(sorted(unknown))}")
     details: dict[str, list[Any]] = {}
@@ -74,6 +85,9 @@ def main() -> None:
             sent += publish(broker.bootstrap_servers, topic, chunk, duplicates=0.02)
         load = [os.getloadavg()[0]]
         with tempfile.TemporaryDirectory() as tmp:
+            if not batches:
+                _prepare(Settings(data_dir=Path(tmp) / "rebuilds"), broker.bootstrap_servers,
+                         topic)
             for round_ in range(args.rounds):
                 cpu_started = time.process_time()
                 results["raw"].append(sent / raw_consume(broker.bootstrap_servers, topic,
@@ -89,7 +103,8 @@ def main() -> None:
                     results[f"max_batch={b}"].append(sent / seconds)
                     cpu.setdefault(f"max_batch={b}", []).append(
                         time.process_time() - cpu_started)
-                last = Settings(data_dir=Path(tmp) / f"{round_}-{batches[-1]}")
+                last = Settings(data_dir=Path(tmp) / (f"{round_}-{batches[-1]}" if batches
+                                                      else "rebuilds"))
                 if args.check and checked is None:  # before any rebuild swaps its tables in
                     checked = _check(last, broker.bootstrap_servers, topic)
                 for kind in rebuilds:
@@ -100,7 +115,7 @@ def main() -> None:
                         label = f"rebuild {kind}" + (f" {only[0]}" if only else "")
                         cpu_started = time.process_time()
                         rate, figures = _rebuild(last, broker.bootstrap_servers, topic, sent,
-                                                 only, set_based=kind == "set-based")
+                                                 only, **REBUILDS[kind])
                         results.setdefault(label, []).append(rate)
                         cpu.setdefault(label, []).append(time.process_time() - cpu_started)
                         if figures is not None:
@@ -127,6 +142,50 @@ def main() -> None:
     if checked is not None:
         summary["check_set_based_against_python_folds"] = checked
     print(json.dumps(summary, indent=2))
+
+
+REBUILDS: dict[str, dict[str, bool]] = {
+    "python": {"set_based": False},
+    "set-based": {"set_based": True},
+}
+"""``--rebuilds`` choices: ``Rebuild``'s options for each."""
+
+
+def _prepare(settings: Settings, bootstrap: str, topic: str) -> None:
+    """A read-model database whose live projector is at the topic's end (the high watermark
+    after reading every partition to its end) and whose live tables are full (an unmeasured
+    set-based rebuild), without a live replay."""
+    engine = read_model_engine(settings)
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            for partition, end in _ends(bootstrap, topic).items():
+                conn.execute(insert(consumer_positions).values(
+                    consumer="live", topic=topic, partition=partition, next_offset=end,
+                    last_event_id=None))
+        Rebuild(engine, bootstrap=bootstrap, topic=topic, set_based=True).run(swap=True)
+    finally:
+        engine.dispose()
+
+
+def _ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end, read (tansu's ``end_offsets`` is wrong: BROKER-NOTES.md)."""
+    consumer = kafka_io.consumer(bootstrap)
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, 0)
+    ends = dict.fromkeys(range(PARTITIONS), 0)
+    try:
+        idle = 0
+        while idle < 3:
+            batch = consumer.poll(timeout_ms=1000)
+            idle = 0 if batch else idle + 1
+            for tp, records in batch.items():
+                ends[tp.partition] = records[-1].offset + 1
+    finally:
+        consumer.close()
+    return ends
 
 
 def _rebuild(settings: Settings, bootstrap: str, topic: str, records: int,
