@@ -859,6 +859,19 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
                          key=lambda k: (k in extra, k[2] == "all", values[k], k))
         return options[0] if options else None
 
+    def further(key: Key) -> Key | None:
+        """The published figure to hide nearest to ``key`` through the relations of hidden
+        figures: those of ``key``'s relations' hidden terms first, then of theirs."""
+        seen, frontier = {key}, [key]
+        while frontier:
+            terms = [t for k in frontier for rel in containing[k] for t in rel.terms]
+            choice = pick(terms)
+            if choice is not None:
+                return choice
+            frontier = sorted({t for t in terms if t not in seen and t not in extra})
+            seen.update(frontier)
+        return None
+
     def quick_rules() -> None:
         changed = True
         while changed:
@@ -908,6 +921,15 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
             if choice is not None:
                 hidden.add(choice)
                 added = True
+        if not added:
+            # Every figure in the narrow ones' relations is hidden already (seen at 1 M
+            # events: a school's girls with credentials, range 1-10 with all around it
+            # hidden): hide the nearest published figure through the hidden ones instead.
+            for key in narrow:
+                choice = further(key)
+                if choice is not None:
+                    hidden.add(choice)
+                    added = True
         if not added:
             raise ValueError("No published figure is left to hide beside "
                              f"{narrow[0]}; the report cannot protect it.")
