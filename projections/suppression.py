@@ -643,9 +643,11 @@ class _Proofs:
         true value, every relation holding one of them. Fixing figures only removes
         solutions, so each whole solution here is one of the group's program: a proof of
         width, as good as one found over the whole group.
-        *Outer*: the same variables with only the relations whose hidden figures all lie in
-        the block. Dropping relations only adds solutions, so a relaxation range narrower
-        than needed here is narrower in the group's program too: a proof of narrowness.
+        *Outer*: the same variables and the hidden figures sharing a relation with them,
+        with those relations only, every variable within the group's implied bounds.
+        Dropping the neighbours' other relations only adds solutions, so a relaxation range
+        narrower than needed here is narrower in the group's program too: a proof of
+        narrowness.
         A figure neither proves is left to the group's program, as before."""
         here = set(members)
         holding: dict[Key, list[Relation]] = defaultdict(list)
