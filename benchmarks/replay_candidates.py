@@ -37,6 +37,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as CTopicPartition
 from kafka import TopicPartition
 from sqlalchemy import insert
 
@@ -62,6 +64,9 @@ def main() -> None:
                         help="comma-separated: python, set-based (none by default)")
     parser.add_argument("--per-projection", action="store_true")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--raw-librdkafka", action="store_true",
+                        help="also a raw confluent-kafka (librdkafka) consumer each round: the "
+                             "bulk read's own baseline (decision 070)")
     args = parser.parse_args()
     batches = [] if args.batches == "none" else [int(b) for b in args.batches.split(",")]
     rebuilds = [r for r in args.rebuilds.split(",") if r]
@@ -93,6 +98,12 @@ def main() -> None:
                 results["raw"].append(sent / raw_consume(broker.bootstrap_servers, topic,
                                                          sent))
                 cpu.setdefault("raw", []).append(time.process_time() - cpu_started)
+                if args.raw_librdkafka:
+                    cpu_started = time.process_time()
+                    results.setdefault("raw librdkafka", []).append(
+                        sent / raw_librdkafka(broker.bootstrap_servers, topic, sent))
+                    cpu.setdefault("raw librdkafka", []).append(
+                        time.process_time() - cpu_started)
                 for b in batches:
                     folder = Path(tmp) / f"{round_}-{b}"
                     folder.mkdir()
@@ -147,6 +158,7 @@ def main() -> None:
 REBUILDS: dict[str, dict[str, bool]] = {
     "python": {"set_based": False},
     "set-based": {"set_based": True},
+    "set-based-kafka-python": {"set_based": True, "bulk_read": False},
 }
 """``--rebuilds`` choices: ``Rebuild``'s options for each."""
 
@@ -159,7 +171,7 @@ def _prepare(settings: Settings, bootstrap: str, topic: str) -> None:
     try:
         metadata.create_all(engine)
         with engine.begin() as conn:
-            for partition, end in _ends(bootstrap, topic).items():
+            for partition, end in topic_ends(bootstrap, topic).items():
                 conn.execute(insert(consumer_positions).values(
                     consumer="live", topic=topic, partition=partition, next_offset=end,
                     last_event_id=None))
@@ -168,7 +180,25 @@ def _prepare(settings: Settings, bootstrap: str, topic: str) -> None:
         engine.dispose()
 
 
-def _ends(bootstrap: str, topic: str) -> dict[int, int]:
+def raw_librdkafka(bootstrap: str, topic: str, records: int) -> float:
+    """Seconds for a bare confluent-kafka consumer to take the topic's ``records`` (no
+    header or body touched): what librdkafka alone costs."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "check.crcs": True,
+                         "isolation.level": "read_uncommitted"})
+    consumer.assign([CTopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    left = records
+    started = time.perf_counter()
+    try:
+        while left > 0:
+            left -= sum(1 for m in consumer.consume(num_messages=10_000, timeout=0.5)
+                        if m.error() is None)
+        return time.perf_counter() - started
+    finally:
+        consumer.close()
+
+
+def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
     """Each partition's end, read (tansu's ``end_offsets`` is wrong: BROKER-NOTES.md)."""
     consumer = kafka_io.consumer(bootstrap)
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -189,14 +219,14 @@ def _ends(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def _rebuild(settings: Settings, bootstrap: str, topic: str, records: int,
-             names: list[str] | None, *, set_based: bool
+             names: list[str] | None, *, set_based: bool, bulk_read: bool = True
              ) -> tuple[float, dict[str, Any] | None]:
     """Records on the topic per second of ``wbl projections rebuild`` (swap included) over
     the whole topic, and the set-based load's own times."""
     engine = read_model_engine(settings)
     try:
         result = Rebuild(engine, bootstrap=bootstrap, topic=topic, names=names,
-                         set_based=set_based).run(swap=True)
+                         set_based=set_based, bulk_read=bulk_read).run(swap=True)
     finally:
         engine.dispose()
     figures = None

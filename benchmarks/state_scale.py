@@ -14,7 +14,9 @@ one table into docs/performance.md.
 2. **Replay.** Alternated in one run: raw kafka-python consumer, replay of all projections
    from offset 0 into an empty read-model database, raw, replay (the last replay's read
    models are the ones the reads below use). Rate over the whole replay, over its first and
-   last fifth (flatness), and resident memory (``replay_projections.replay``).
+   last fifth (flatness), and resident memory (``replay_projections.replay``). ``--replay
+   set-based``: the set-based rebuild (``wbl projections rebuild --set-based``, decision 065)
+   instead of the folds; its flatness is its whole rate at one size against another.
 3. **Import.** ``wbl import placements`` then ``wbl import timesheets`` of ``--import-rows``
    rows (one entry per row, approved, rejected or pending) as a subprocess on a fresh store;
    the raw baseline stores the very events that import stored, again, in a fresh store
@@ -22,13 +24,13 @@ one table into docs/performance.md.
    path, no rules), before and after the import.
 4. **Commands.** ``benchmarks.api_commands``: the raw ledger in-process, then HTTP on
    ``wbl run`` closed loop, raw, closed loop again, and an open loop at ``--rate`` (150/s).
-5. **Report.** ``wbl report state`` for the school year over the generated store, as a
-   subprocess (stopped after ``--report-timeout``, recorded as not finished): wall time and
-   peak resident memory (its VmHWM, read every 50 ms).
-6. **Reads.** ``wbl api`` on the generated store and the replayed read models; an admin
+5. **Reads.** ``wbl api`` on the generated store and the replayed read models; an admin
    token; sequential GETs of random placements (``/placements/{id}``, from the store), learners'
    transcripts and schools' lists (``/transcripts/experiences?organisation_id=``,
    ``/apprenticeship-hours?organisation_id=``), each p50/p99 over ``--reads`` requests.
+6. **Report.** ``wbl report state`` for the school year over the generated store, as a
+   subprocess (stopped after ``--report-timeout``, recorded as not finished): wall time and
+   peak resident memory (its VmHWM, read every 50 ms).
 
 Prints the figures as JSON (``--json FILE`` keeps them); ``--write-docs`` replaces the
 generated table in docs/performance.md (between its markers).
@@ -47,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,16 +57,22 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete, insert
+
 from benchmarks import api_commands, api_workers
-from benchmarks.replay_projections import PARTITIONS, raw_consume, replay
+from benchmarks.replay_candidates import topic_ends
+from benchmarks.replay_projections import PARTITIONS, raw_consume, replay, rss_mb
 from benchmarks.state_year import StateYear, write_profiles, write_store
 from domain.actor import Role
 from domain.contract.envelope import Envelope
 from infra.broker import LocalBroker, free_port
+from infra.database import read_model_engine
 from infra.settings import Settings
+from projections.tables import consumer_positions, metadata
 from services.api.auth import issue_token, token_key
 from services.bootstrap import build_ledger, build_vault
 from services.ledger import BirthDatesInMemory
+from services.workers.rebuild import Rebuild
 from tests.integration.test_projections_support import create_topic, publish
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
@@ -156,10 +165,60 @@ def _replay_figures(sent: int, distinct: int, seconds: float,
             "rss_mb_end": round(memory[-1], 1)}
 
 
+def set_based_replay(settings: Settings, bootstrap: str, topic: str
+                     ) -> tuple[float, list[tuple[int, float]]]:
+    """``wbl projections rebuild --set-based``'s own code (decision 065) over the whole
+    topic into ``settings``' read-model database, whose live projector is first put at the
+    topic's end (unmeasured) so that the rebuild reads every record: seconds, and this
+    process's resident memory sampled once a second (the counts are 0: the set-based load has
+    no per-event progress to sample)."""
+    engine = read_model_engine(settings)
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(delete(consumer_positions).where(
+                consumer_positions.c.consumer == "live"))
+            for partition, end in topic_ends(bootstrap, topic).items():
+                conn.execute(insert(consumer_positions).values(
+                    consumer="live", topic=topic, partition=partition, next_offset=end,
+                    last_event_id=None))
+        samples: list[tuple[int, float]] = [(0, rss_mb())]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(1.0):
+                samples.append((0, rss_mb()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            result = Rebuild(engine, bootstrap=bootstrap, topic=topic, set_based=True
+                             ).run(swap=True, timeout=6 * 3600.0)
+        finally:
+            done.set()
+            sampler.join()
+        samples.append((0, rss_mb()))
+        return result.seconds, samples
+    finally:
+        engine.dispose()
+
+
+def _set_based_figures(sent: int, seconds: float, samples: list[tuple[int, float]]
+                       ) -> dict[str, Any]:
+    memory = [m for _, m in samples]
+    return {"records_per_s": round(sent / seconds), "seconds": round(seconds, 1),
+            "rss_mb_at_10_percent": round(memory[len(memory) // 10], 1),
+            "rss_mb_peak": round(max(memory), 1), "rss_mb_end": round(memory[-1], 1)}
+
+
 def measure_replay(bootstrap: str, topic: str, sent: int, distinct: int, folder: Path,
-                   data_dir: Path, rounds: int, prefetch: str = "both") -> dict[str, Any]:
+                   data_dir: Path, rounds: int, prefetch: str = "both",
+                   how: str = "folds") -> dict[str, Any]:
     """Each round: the raw consumer, then a replay in one process and/or one that fetches
-    and decodes in a child process (``prefetch``: off, on, both; decision 063)."""
+    and decodes in a child process (``prefetch``: off, on, both; decision 063), or
+    (``how="set-based"``) the set-based rebuild of all projections (decision 065)."""
+    if how == "set-based":
+        return _measure_set_based(bootstrap, topic, sent, folder, data_dir, rounds)
     modes = {"off": [False], "on": [True], "both": [False, True]}[prefetch]
     raws: list[float] = []
     replays: dict[bool, list[dict[str, Any]]] = {m: [] for m in modes}
@@ -183,6 +242,24 @@ def measure_replay(bootstrap: str, topic: str, sent: int, distinct: int, folder:
         result[f"ratios{key}"] = [round(r["records_per_s"] / raw, 3)
                                   for r, raw in zip(replays[mode], raws, strict=True)]
     return result
+
+
+def _measure_set_based(bootstrap: str, topic: str, sent: int, folder: Path, data_dir: Path,
+                       rounds: int) -> dict[str, Any]:
+    raws: list[float] = []
+    rebuilds: list[dict[str, Any]] = []
+    for n in range(rounds):
+        log(f"replay round {n + 1}: raw consumer")
+        raws.append(sent / raw_consume(bootstrap, topic, sent))
+        target = data_dir if n == rounds - 1 else folder / f"replay-{n}-set-based"
+        target.mkdir(exist_ok=True)
+        log(f"replay round {n + 1}: set-based rebuild of all projections")
+        seconds, samples = set_based_replay(Settings(data_dir=target), bootstrap, topic)
+        rebuilds.append(_set_based_figures(sent, seconds, samples))
+        log(f"  raw {raws[-1]:,.0f} rec/s, set-based {rebuilds[-1]['records_per_s']:,} rec/s")
+    return {"raw_records_per_s": [round(r) for r in raws], "replays_set_based": rebuilds,
+            "ratios_set_based": [round(r["records_per_s"] / raw, 3)
+                                 for r, raw in zip(rebuilds, raws, strict=True)]}
 
 
 def _csv_text(header: list[str], rows: list[list[str]]) -> str:
@@ -416,7 +493,8 @@ def table(figures: dict[str, Any], section: str = "main") -> str:
              "| measure | ours | raw baseline, same run | ratio | target (issue 18) |",
              "|---|---|---|---|---|"]
     if rp:
-        for key, label in (("", ""), ("_prefetch", ", fetching in a child process")):
+        for key, label in (("", ""), ("_prefetch", ", fetching in a child process"),
+                           ("_set_based", ", set-based rebuild")):
             if f"replays{key}" not in rp:
                 continue
             for n, (r, raw, ratio) in enumerate(zip(rp[f"replays{key}"],
@@ -425,12 +503,14 @@ def table(figures: dict[str, Any], section: str = "main") -> str:
                 lines.append(f"| replay, all projections{label}, round {n + 1} | "
                              f"{r['records_per_s']:,} rec/s ({r['seconds']} s) | {raw:,} rec/s "
                              f"(kafka-python) | **{ratio:.2f}** | ≥ 0.5 |")
-        last = (rp.get("replays_prefetch") or rp["replays"])[-1]
-        flat = last["last_fifth_events_per_s"] / max(last["first_fifth_events_per_s"], 1)
-        lines.append(f"| replay rate, first fifth → last fifth (last round) | "
-                     f"{last['first_fifth_events_per_s']:,} → "
-                     f"{last['last_fifth_events_per_s']:,} ev/s | | {flat:.2f} | "
-                     f"within 20% (≥ 0.8) |")
+        last = (rp.get("replays_prefetch") or rp.get("replays") or rp["replays_set_based"]
+                )[-1]
+        if "first_fifth_events_per_s" in last:
+            flat = last["last_fifth_events_per_s"] / max(last["first_fifth_events_per_s"], 1)
+            lines.append(f"| replay rate, first fifth → last fifth (last round) | "
+                         f"{last['first_fifth_events_per_s']:,} → "
+                         f"{last['last_fifth_events_per_s']:,} ev/s | | {flat:.2f} | "
+                         f"within 20% (≥ 0.8) |")
         lines.append(f"| replay memory (RSS at 10% / peak / end) | {last['rss_mb_at_10_percent']}"
                      f" / {last['rss_mb_peak']} / {last['rss_mb_end']} MB | | | flat |")
     im = figures.get("import")
@@ -507,6 +587,9 @@ def main() -> None:
     parser.add_argument("--prefetch", choices=["off", "on", "both"], default="both",
                         help="replays in one process, fetching in a child process, or both "
                              "(decision 063)")
+    parser.add_argument("--replay", choices=["folds", "set-based"], default="folds",
+                        help="rebuild the read models with the live projector's folds, or "
+                             "with the set-based rebuild (decision 065)")
     parser.add_argument("--keep", type=Path,
                         help="work in this folder and keep it (the generated store, vault and "
                              "replayed read models: a report can be timed on them again)")
@@ -538,14 +621,15 @@ def main() -> None:
             if "replay" not in skip:
                 figures["replay"] = measure_replay(
                     broker.bootstrap_servers, topic, history["records_on_topic"],
-                    history["events"], folder, data_dir, args.rounds, args.prefetch)
+                    history["events"], folder, data_dir, args.rounds, args.prefetch,
+                    args.replay)
             broker.stop()
             broker = None
-            if "report" not in skip:
-                figures["report"] = measure_report(data_dir, folder, args.report_timeout)
             if "reads" not in skip and "replay" not in skip:
                 log("reads")
                 figures["reads"] = measure_reads(data_dir, folder, history, args.reads)
+            if "report" not in skip:
+                figures["report"] = measure_report(data_dir, folder, args.report_timeout)
             if "import" not in skip:
                 figures["import"] = measure_import(folder, args.import_rows)
             if "commands" not in skip:

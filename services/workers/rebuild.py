@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     delete,
     insert,
+    inspect,
     select,
     text,
 )
@@ -63,6 +64,9 @@ class RebuildResult:
     differences: list[TableDifference] = field(default_factory=list)
     set_based: set_rebuild.SetBasedFigures | None = None
     """With ``set_based``: what the staging and the set-wise load did, and their times."""
+    swapped_after: float | None = None
+    """Seconds from the start to the swap's commit, when the fresh tables began to serve
+    (``seconds`` also counts dropping the retired ones after it)."""
 
     @property
     def equal(self) -> bool:
@@ -82,10 +86,12 @@ class Rebuild:
 
     def __init__(self, engine: Engine, *, bootstrap: str, topic: str,
                  names: list[str] | None = None, live_consumer: str = "live",
-                 poll_timeout_ms: int = 200, set_based: bool = False) -> None:
+                 poll_timeout_ms: int = 200, set_based: bool = False,
+                 bulk_read: bool = True) -> None:
         """``set_based``: load the records up to the live positions into a staging table
         and compute the fresh tables from it in one ordered pass per read model
-        (``services/workers/set_rebuild.py``, decision 065), before the usual catch-up."""
+        (``services/workers/set_rebuild.py``, decision 065), before the usual catch-up;
+        ``bulk_read``: stage them through librdkafka (decision 070), not kafka-python."""
         unknown = [n for n in names or [] if n not in PROJECTION_KINDS]
         if unknown:
             raise ValueError(f"unknown projection(s): {', '.join(unknown)}; known: "
@@ -96,6 +102,7 @@ class Rebuild:
         self.names = names or list(PROJECTION_KINDS)
         self.live_consumer = live_consumer
         self.set_based = set_based
+        self.bulk_read = bulk_read
         self.suffix = f"__r{uuid.uuid4().hex[:8]}"
         self.md = MetaData()
         self.fresh: dict[str, tuple[Projection, list[Table]]] = {
@@ -178,6 +185,9 @@ class Rebuild:
         swapped = False
         figures: set_rebuild.SetBasedFigures | None = None
         loaded = started
+        retired: list[str] = []
+        swapped_after: float | None = None
+        self._drop_retired()
         try:
             reader = TopicReader(consumer, self.topic, partitions, {})
             if self.set_based:
@@ -205,7 +215,7 @@ class Rebuild:
                 applied += self._catch_up(reader, targets, conn, on_progress, deadline)
                 differences: list[TableDifference] = []
                 if swap:
-                    self._swap(conn)
+                    retired = self._swap(conn)
                 else:
                     differences = self._compare(conn)
                 conn.execute(insert(projection_swaps).values(
@@ -213,14 +223,18 @@ class Rebuild:
                     action="swap" if swap else "check",
                     positions=json.dumps(targets, sort_keys=True), events=applied))
             swapped = swap  # committed
+            swapped_after = time.monotonic() - started
         finally:
             consumer.close()
             self._cleanup(drop_fresh=not swapped)  # a failed swap leaves no fresh tables
+        if swapped:
+            self._drop_retired(retired)
         if figures is not None:
             figures.seconds["catch_up_and_finish"] = time.monotonic() - loaded
         return RebuildResult(names=self.names, events_applied=applied, positions=targets,
                              seconds=time.monotonic() - started, swapped=swap,
-                             differences=differences, set_based=figures)
+                             differences=differences, set_based=figures,
+                             swapped_after=swapped_after)
 
     def _load_set_based(self, reader: TopicReader, on_progress: ProgressCallback | None,
                         deadline: float) -> set_rebuild.SetBasedFigures:
@@ -236,7 +250,8 @@ class Rebuild:
                     staged = set_rebuild.stage_records(
                         staging, stage, reader, targets,
                         poll_timeout_ms=self.projector.poll_timeout_ms, deadline=deadline,
-                        on_progress=on_progress)
+                        on_progress=on_progress,
+                        bulk_from=self.bootstrap if self.bulk_read else None)
                 except TimeoutError as error:
                     raise RebuildFailed(str(error)) from error
                 staging_seconds = time.perf_counter() - started
@@ -272,7 +287,14 @@ class Rebuild:
                 id="lock", projection="", action="lock", positions="", events=0))
             conn.execute(delete(projection_swaps).where(projection_swaps.c.id == "lock"))
 
-    def _swap(self, conn: Connection) -> None:
+    RETIRED = "__old__r"
+    """In the name of a live table a swap retired, until it is dropped."""
+
+    def _swap(self, conn: Connection) -> list[str]:
+        """The fresh tables renamed in, the live ones renamed out: returns the retired
+        tables' names, dropped after the swap's commit (decision 070: dropping a million
+        rows' tables inside the swap held the live projector off for half a minute)."""
+        retired_names = []
         for name in self.names:
             live = PROJECTION_KINDS[name].live_tables()
             _, fresh = self.fresh[name]
@@ -280,7 +302,17 @@ class Rebuild:
                 retired = f"{old.name}__old{self.suffix}"
                 conn.execute(text(f"ALTER TABLE {old.name} RENAME TO {retired}"))
                 conn.execute(text(f"ALTER TABLE {new.name} RENAME TO {old.name}"))
-                conn.execute(text(f"DROP TABLE {retired}"))
+                retired_names.append(retired)
+        return retired_names
+
+    def _drop_retired(self, names: list[str] | None = None) -> None:
+        """Drop retired tables, each in a transaction of its own: ``names``, or every one
+        a rebuild stopped between its swap and its drops left behind."""
+        if names is None:
+            names = [n for n in inspect(self.engine).get_table_names() if self.RETIRED in n]
+        for name in names:
+            with self.engine.begin() as conn:
+                conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
 
     def _compare(self, conn: Connection) -> list[TableDifference]:
         out = []

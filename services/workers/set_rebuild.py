@@ -43,7 +43,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Index, Table, insert, text
 
 from domain.contract.envelope import Envelope
-from infra.consumer import Fields, PartitionPosition, TopicReader, envelope_of
+from infra import bulk_read
+from infra.consumer import Fields, PartitionPosition, RawDelivery, TopicReader, envelope_of
 from projections import apprenticeship_hours as hours_module
 from projections import audit_trail as audit_module
 from projections import opportunities as opportunities_module
@@ -120,11 +121,14 @@ def _param(conn: Connection) -> str:
 
 def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dict[int, int],
                   *, poll_timeout_ms: int, deadline: float,
-                  on_progress: Callable[[int, int], None] | None = None) -> int:
+                  on_progress: Callable[[int, int], None] | None = None,
+                  bulk_from: str | None = None) -> int:
     """Append every record below ``targets`` (per partition) to the staging table (on
     ``conn``, which created it); leave ``reader`` positioned exactly at the targets (its
     positions and last event ids set, as if it had applied them). Returns the records
-    staged."""
+    staged. ``bulk_from``: the bootstrap servers to read the records from through librdkafka
+    (``infra/bulk_read.py``, decision 070); None: through ``reader``'s own kafka-python
+    consumer."""
     staged = 0
     total = sum(targets.values())
     last_ids: dict[int, str] = {}
@@ -140,13 +144,49 @@ def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dic
             conn.commit()
             pending.clear()
 
+    if on_progress is not None:
+        on_progress(0, total)
+    batches = (bulk_read.read_ranges(bulk_from, reader.topic, targets,
+                                     deadline=deadline, poll_timeout=poll_timeout_ms / 1000)
+               if bulk_from is not None else _kafka_python_batches(reader, targets, offsets,
+                                                  poll_timeout_ms=poll_timeout_ms,
+                                                  deadline=deadline))
+    try:
+        for batch in batches:
+            for partition, offset, fields, value in batch:
+                pending.append((*fields, value))
+                offsets[partition] = offset + 1
+                last_ids[partition] = fields[0]
+            if len(pending) >= FLUSH_ROWS:
+                staged += len(pending)
+                flush()
+                if on_progress is not None:
+                    on_progress(sum(min(offsets.get(q, 0), t) for q, t in targets.items()),
+                                total)
+    except bulk_read.BulkReadTimeout as error:
+        raise TimeoutError(str(error)) from error
+    staged += len(pending)
+    flush()
+    if on_progress is not None:
+        on_progress(total, total)
+    for q, target in targets.items():
+        reader.positions[q] = PartitionPosition(target, last_ids.get(q))
+    reader.consumer.assign(reader.tps)
+    for tp in reader.tps:
+        reader.consumer.seek(tp, reader.positions[tp.partition].next_offset)
+    return staged
+
+
+def _kafka_python_batches(reader: TopicReader, targets: dict[int, int],
+                          offsets: dict[int, int], *, poll_timeout_ms: int, deadline: float
+                          ) -> Iterator[list[RawDelivery]]:
+    """The records below ``targets`` through ``reader``'s kafka-python consumer, poll after
+    poll (``offsets``: the next offset each partition needs, kept by the caller)."""
     while True:
         behind = [tp for tp in reader.tps if offsets.get(tp.partition, 0)
                   < targets.get(tp.partition, 0)]
-        if on_progress is not None:
-            on_progress(sum(min(offsets.get(q, 0), t) for q, t in targets.items()), total)
         if not behind:
-            break
+            return
         if time.monotonic() > deadline:
             raise TimeoutError("the topic did not deliver the records up to the live "
                                "projector's positions in time")
@@ -155,28 +195,19 @@ def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dic
             for tp in behind:
                 reader.consumer.seek(tp, offsets.get(tp.partition, 0))
         overshoot: set[int] = set()
+        batch: list[RawDelivery] = []
+        wanted = dict(offsets)
         for partition, offset, fields, value in reader.poll_raw(poll_timeout_ms):
             if offset >= targets.get(partition, 0):
                 overshoot.add(partition)  # read again later by the ordinary rebuild
                 continue
-            if offset < offsets[partition]:
+            if offset < wanted[partition]:
                 continue  # fetched again after a seek
-            pending.append((*fields, value))
-            offsets[partition] = offset + 1
-            last_ids[partition] = fields[0]
-        if len(pending) >= FLUSH_ROWS:
-            staged += len(pending)
-            flush()
+            batch.append((partition, offset, fields, value))
+            wanted[partition] = offset + 1
+        yield batch  # the caller moves ``offsets`` on
         for q in overshoot:
             reader.consumer.seek(reader.tps[q], offsets[q])
-    staged += len(pending)
-    flush()
-    for q, target in targets.items():
-        reader.positions[q] = PartitionPosition(target, last_ids.get(q))
-    reader.consumer.assign(reader.tps)
-    for tp in reader.tps:
-        reader.consumer.seek(tp, reader.positions[tp.partition].next_offset)
-    return staged
 
 
 def _staged(conn: Connection, name: str, where: str, order: str
