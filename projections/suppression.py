@@ -567,12 +567,25 @@ class _Proofs:
         self.highest = dict(values)
         self.wide: set[Key] = set()
         self.narrow_in: dict[Key, frozenset[Key]] = {}
+        self._groups: dict[frozenset[Key], frozenset[Key]] = {}
+        """One object per group of hidden figures, so that ``narrow_in`` is checked by
+        identity: two frozensets of equal size compare element by element, and a list of
+        a group's open figures, each checked against the whole group, was quadratic (seen
+        at 5 M events, groups of tens of thousands of figures). Kept for this round and the
+        one before (``new_round``): groups only grow, so a group of this round that equals
+        an earlier one equals the last round's. A group not found costs its figures a look
+        again, never a wrong verdict."""
+        self._last_round: dict[frozenset[Key], frozenset[Key]] = {}
         self.programs = {"relaxed": 0, "integer": 0, "block": 0}
         self.by_block = {"wide": 0, "narrow": 0}  # verdicts the blocks proved (decision 069)
         self.warm = warm
         levels = [] if parents is None else [_regions(parents, size) for size in self.REGIONS]
         self.regions = [region for region in levels
                         if len(set(region.values())) >= self.FEWEST_REGIONS]
+
+    def new_round(self) -> None:
+        """The groups of the round before are forgotten (see ``_groups``)."""
+        self._last_round, self._groups = self._groups, {}
 
     def _seen(self, program: _Program, point: Any) -> None:
         if point is None:
@@ -747,8 +760,9 @@ class _Proofs:
         relaxations against 7,813 lowest first); the integer programs only for a side the
         relaxation leaves open."""
         here = frozenset(members)
+        here = self._groups.setdefault(here, self._last_round.get(here, here))
         needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
-                  if k not in self.wide and self.narrow_in.get(k) != here}
+                  if k not in self.wide and self.narrow_in.get(k) is not here}
         open_ = [k for k in members if k in needed and not self._proven_wide(k, needed[k])]
         if not open_:
             return [k for k in members if k not in self.wide]
@@ -762,7 +776,7 @@ class _Proofs:
                 if upper[program.index[k]] - lower[program.index[k]] < needed[k]:
                     self.narrow_in[k] = here
                     self.by_block["narrow"] += 1
-            open_ = [k for k in open_ if self.narrow_in.get(k) != here]
+            open_ = [k for k in open_ if self.narrow_in.get(k) is not here]
             for region in self.regions:
                 if len(open_) <= self.BLOCKS_ABOVE:
                     break
@@ -772,7 +786,7 @@ class _Proofs:
                     self.by_block["narrow"] += 1
                 self.by_block["wide"] += len(self.wide) - wide_before
                 open_ = [k for k in open_
-                         if k not in self.wide and self.narrow_in.get(k) != here]
+                         if k not in self.wide and self.narrow_in.get(k) is not here]
             if not open_:
                 return [k for k in members if k not in self.wide]
         program.lowest = np.array([self.lowest[k] for k in members], dtype=np.int64)
@@ -914,6 +928,7 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
     def narrow_findings() -> list[Key]:
         """The hidden figures (not known from elsewhere) whose range is too narrow."""
         free = sorted(k for k in hidden if k not in extra)
+        proofs.new_round()
         found = [k for members, rels_here in _free_components(free, rels)
                  for k in proofs.narrow(members, rels_here, values, kinds, min_cell)]
         return sorted(found, key=lambda k: (order[k], k))
