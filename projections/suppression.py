@@ -45,6 +45,11 @@ try:  # HiGHS as scipy >= 1.15 bundles it: the bindings highspy publishes, under
 except ImportError:  # pragma: no cover - older scipy: every program through ``milp``
     _highs = None
 
+_ANSWERS: tuple[Any, ...] = () if _highs is None else (
+    _highs.HighsModelStatus.kOptimal, _highs.HighsModelStatus.kUnbounded,
+    _highs.HighsModelStatus.kUnboundedOrInfeasible)
+"""What a warm-started relaxation may answer; anything else is solved again."""
+
 Key = tuple[str, str, str, str]
 Kind = Literal["learners", "count", "hours"]
 
@@ -344,6 +349,7 @@ class _Program:
         self.float_lower = np.where(self.has_lower, self.row_lower.astype(float), -np.inf)
         self.float_upper = np.where(self.has_upper, self.row_upper.astype(float), np.inf)
         self.programs = {"relaxed": 0, "integer": 0}
+        self.restarts = 0  # relaxations solved again from no basis (``_relaxed``)
         self.warm = warm and _highs is not None
         self._solver: Any = None
         self._objective: int | None = None
@@ -442,12 +448,21 @@ class _Program:
             self._objective = i
             solver.run()
             status = solver.getModelStatus()
+            if status not in _ANSWERS:
+                # A warm start gone astray: at 5 M events, after thousands of warm-started
+                # runs over a group of tens of thousands of figures, HiGHS answered
+                # "Infeasible" for a program the true figures solve. Solve it again from no
+                # basis; then, if need be, afresh through ``milp`` (which raises if it too
+                # cannot tell). The program is the same: only the path to it differs.
+                self.restarts += 1
+                solver.clearSolver()
+                solver.run()
+                status = solver.getModelStatus()
+                if status not in _ANSWERS:
+                    return self._milp(i, highest, whole=False)
             if status in (_highs.HighsModelStatus.kUnbounded,
                           _highs.HighsModelStatus.kUnboundedOrInfeasible):
                 return "unbounded", 0.0, None
-            if status != _highs.HighsModelStatus.kOptimal:
-                raise ValueError(f"HiGHS could not bound {self.keys[i]}: "
-                                 f"{solver.modelStatusToString(status)}")
             value = float(solver.getInfo().objective_function_value)
             return "optimal", -value if highest else value, solver.getSolution().col_value
         return self._milp(i, highest, whole=False)

@@ -286,3 +286,53 @@ def test_a_report_is_the_bytes_it_was_before_the_fast_audit(
                           cutoff_recorded_at="2026-07-01T00:00:00+00:00",
                           min_cell=min_cell, other_groups=groups)
     assert report["content_hash"] == content_hash
+
+
+class _AstraySolver:
+    """HiGHS as it answered once at 5 M events: "Infeasible" for a program the true
+    figures solve, after many warm-started runs. Answers so ``astray`` times in a row,
+    then truthfully; everything else is the real solver's."""
+
+    def __init__(self, solver: object, astray: int) -> None:
+        self._solver = solver
+        self.astray = astray
+
+    def getModelStatus(self) -> object:  # HiGHS's own name
+        from scipy.optimize._highspy import _core
+
+        if self.astray > 0:
+            self.astray -= 1
+            return _core.HighsModelStatus.kInfeasible
+        return self._solver.getModelStatus()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._solver, name)
+
+
+@pytest.mark.parametrize("astray", [1, 2], ids=["solved again", "solved afresh"])
+def test_a_warm_relaxation_gone_astray_is_solved_again_with_the_same_bounds(
+        astray: int) -> None:
+    """A warm-started relaxation answering "Infeasible" (the true figures are a solution,
+    so it cannot be) is solved again from no basis, then, if that too goes astray, afresh
+    through ``milp``: every bound equals the one of a program that never went astray."""
+    from projections.suppression import _Program
+
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(6):
+        values, parents = random_system(rng)
+        keys = sorted(values)
+        hidden = set(rng.sample(keys, len(keys) // 2))
+        rels = relations(keys, parents, KINDS)
+        for members, rels_here in _free_components(sorted(hidden), rels):
+            straight = _Program(members, rels_here, values)
+            astray_program = _Program(members, rels_here, values)
+            for target in members:
+                for highest in (True, False):
+                    expected, _ = straight.optimum(target, highest=highest, whole=False)
+                    astray_program._solver = _AstraySolver(astray_program._highs(), astray)
+                    found, _ = astray_program.optimum(target, highest=highest, whole=False)
+                    assert found == expected, (target, highest)
+                    checked += 1
+            assert astray_program.restarts > 0
+    assert checked > 50
