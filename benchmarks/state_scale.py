@@ -313,8 +313,16 @@ def _wbl(data_dir: Path, *args: str, timeout: float | None = None
         err_file.seek(0)
         err = err_file.read().decode()
     if process.returncode != 0:
-        raise RuntimeError(f"wbl {' '.join(args)} failed: {err[-3000:]}")
+        raise Failed(f"wbl {' '.join(args)} failed: {err[-3000:]}", seconds, peak)
     return seconds, peak, err[-500:]
+
+
+class Failed(RuntimeError):
+    """A ``wbl`` command exited with an error, after ``seconds``, at ``peak`` MB."""
+
+    def __init__(self, message: str, seconds: float, peak: float) -> None:
+        super().__init__(message)
+        self.seconds, self.peak = seconds, peak
 
 
 def measure_import(folder: Path, rows: int) -> dict[str, Any]:
@@ -424,6 +432,10 @@ def measure_report(data_dir: Path, folder: Path, timeout: float) -> dict[str, An
     except TimedOut as late:
         return {"seconds": round(late.seconds, 1), "peak_rss_mb": round(late.peak, 1),
                 "finished": False, "figures": None, "cutoff": None}
+    except Failed as failed:  # written down with the rest, not lost with it
+        last = str(failed).strip().splitlines()[-1:] or [""]
+        return {"seconds": round(failed.seconds, 1), "peak_rss_mb": round(failed.peak, 1),
+                "finished": False, "figures": None, "cutoff": None, "failed": last[0][:300]}
     report = json.loads((folder / "report.json").read_text())
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1), "finished": True,
             "figures": len(report.get("figures", [])), "cutoff": report.get("cutoff")}
@@ -546,6 +558,10 @@ def table(figures: dict[str, Any], section: str = "main") -> str:
             lines.append(f"| `wbl report state` 2025-26, whole history | {rep['seconds']} s, "
                          f"peak {rep['peak_rss_mb']} MB, {rep['figures']:,} figures | | | "
                          f"time and peak memory |")
+        elif rep.get("failed"):
+            lines.append(f"| `wbl report state` 2025-26, whole history | **failed** after "
+                         f"{rep['seconds']} s ({rep['peak_rss_mb']} MB): {rep['failed']} "
+                         f"| | | time and peak memory |")
         else:
             lines.append(f"| `wbl report state` 2025-26, whole history | **not finished** "
                          f"in {rep['seconds']} s (stopped; {rep['peak_rss_mb']} MB by then) "
