@@ -98,6 +98,10 @@ def make_tables(md: MetaData, suffix: str = "") -> HoursTables:
         Column("position", BigInteger, nullable=False),
         Index(f"ix_apprenticeship_hours_learner{suffix}", "learner_id", "program_id"),
         Index(f"ix_apprenticeship_hours_program{suffix}", "program_id"),
+        # A school's or employer's list (``progress(organisation_id=…)``), in its order: at
+        # 5 M events the list scanned the learner index, p99 199 ms (decision 070).
+        Index(f"ix_apprenticeship_hours_org{suffix}", "organisation_id", "learner_id",
+              "program_id", "position"),
     )
     program = Table(
         f"apprenticeship_program{suffix}", md,

@@ -6,7 +6,7 @@ leave a read model ahead of, or behind, the position it claims.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, String, Table, inspect
 
 metadata = MetaData()
 
@@ -40,3 +40,21 @@ projection_swaps = Table(
 )
 """One row per rebuild swap or check: written first in the swap's transaction, which takes
 SQLite's write lock before the live positions are read (decision 021)."""
+
+
+def ensure_indexes(engine: Engine, tables: list[Table]) -> list[str]:
+    """Create the indexes of ``tables`` (existing ones) that their database lacks, judged by
+    columns, not names: ``create_all`` adds none to a table that exists, and a table a
+    rebuild swapped in keeps its indexes under the rebuild's suffixed names. Returns the
+    names created."""
+    inspector = inspect(engine)
+    created = []
+    for table in tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {tuple(ix["column_names"]) for ix in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if tuple(c.name for c in index.columns) not in present:
+                index.create(engine)
+                created.append(str(index.name))
+    return created

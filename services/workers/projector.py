@@ -43,8 +43,8 @@ from infra.consumer import (
 )
 from infra.leases import Lease, LeaseLost
 from infra.prefetch import PrefetchingReader
-from projections.registry import Projection, default_projections
-from projections.tables import applied_versions, consumer_positions, metadata
+from projections.registry import REGISTRY, Projection, default_projections
+from projections.tables import applied_versions, consumer_positions, ensure_indexes, metadata
 from services.workers import audit_checkpoints
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ class Projector:
         self.status = ProjectorStatus()
         self._versions: dict[str, int] = {}
         metadata.create_all(engine)
+        # Indexes added since the tables were made (decision 070); a rebuild's fresh tables
+        # come with theirs.
+        ensure_indexes(engine, [t for kind in REGISTRY.values() for t in kind.live_tables()])
         self.lease = Lease.for_engine(engine, f"projector:{consumer_name}:{topic}")
         self._legacy: list[str] | None = None
 
