@@ -80,20 +80,10 @@ def _engine(database_url: str | None, settings: Settings, sqlite_file: str) -> E
         url = make_url(database_url).set(drivername="postgresql+psycopg")
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return _sqlite_engine(f"sqlite:///{settings.data_dir / sqlite_file}")
-
-
-def engine_at(url: str) -> Engine:
-    """An engine set up as ``read_model_engine``'s for the database at ``url``
-    (``engine.url.render_as_string(hide_password=False)`` of one of ours): how a child
-    process opens its parent's database."""
-    if make_url(url).get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
-
-
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+    engine = create_engine(
+        f"sqlite:///{settings.data_dir / sqlite_file}",
+        connect_args={"timeout": 10, "check_same_thread": False},
+    )
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -87,14 +87,11 @@ class Rebuild:
     def __init__(self, engine: Engine, *, bootstrap: str, topic: str,
                  names: list[str] | None = None, live_consumer: str = "live",
                  poll_timeout_ms: int = 200, set_based: bool = False,
-                 bulk_read: bool = True, audit_apart: bool | None = None) -> None:
+                 bulk_read: bool = True) -> None:
         """``set_based``: load the records up to the live positions into a staging table
         and compute the fresh tables from it in one ordered pass per read model
         (``services/workers/set_rebuild.py``, decision 065), before the usual catch-up;
-        ``bulk_read``: stage them through librdkafka (decision 070), not kafka-python;
-        ``audit_apart``: compute the audit trail in a process of its own, beside the other
-        read models (decision 070; by default when set-based with librdkafka and the audit
-        trail is rebuilt with another projection)."""
+        ``bulk_read``: stage them through librdkafka (decision 070), not kafka-python."""
         unknown = [n for n in names or [] if n not in PROJECTION_KINDS]
         if unknown:
             raise ValueError(f"unknown projection(s): {', '.join(unknown)}; known: "
@@ -106,9 +103,6 @@ class Rebuild:
         self.live_consumer = live_consumer
         self.set_based = set_based
         self.bulk_read = bulk_read
-        if audit_apart is None:
-            audit_apart = bulk_read and "audit_trail" in self.names and len(self.names) > 1
-        self.audit_apart = set_based and bulk_read and audit_apart
         self.suffix = f"__r{uuid.uuid4().hex[:8]}"
         self.md = MetaData()
         self.fresh: dict[str, tuple[Projection, list[Table]]] = {
@@ -247,11 +241,6 @@ class Rebuild:
         stage = set_rebuild.stage_table_name(self.suffix)
         with self.engine.connect() as conn:
             targets = self._live_positions(conn)
-        apart = None
-        if self.audit_apart:
-            apart = set_rebuild.AuditTrailApart(
-                self.engine, self.suffix, self.bootstrap, self.topic, targets, deadline,
-                self.projector.poll_timeout_ms)
         # The staging table is a temporary table of this one connection, held for the load.
         with self.engine.connect() as staging:
             set_rebuild.create_stage(staging, stage)
@@ -266,20 +255,15 @@ class Rebuild:
                 except TimeoutError as error:
                     raise RebuildFailed(str(error)) from error
                 staging_seconds = time.perf_counter() - started
-                fresh_tables = [t for name, (_, tables) in self.fresh.items()
-                                if apart is None or name != "audit_trail" for t in tables]
+                fresh_tables = [t for _, tables in self.fresh.values() for t in tables]
                 try:
                     figures = set_rebuild.load(
                         self.engine, staging, stage, [p for p, _ in self.fresh.values()],
-                        fresh_tables, self.projector.consumer_name, apart)
+                        fresh_tables, self.projector.consumer_name)
                 except set_rebuild.StagedGap as error:
                     raise RebuildFailed(f"the topic is missing events ({error}): let the "
                                         f"relay refill it, then rebuild again") from error
-                except (RuntimeError, TimeoutError) as error:
-                    raise RebuildFailed(str(error)) from error
             finally:
-                if apart is not None:
-                    apart.stop()
                 set_rebuild.drop_stage(staging, stage)
         figures.staged = staged
         figures.seconds = {"staging": staging_seconds, **figures.seconds}

@@ -35,13 +35,12 @@ aggregate) and, while a placement is folded, its entries.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Index, MetaData, Table, insert, text
+from sqlalchemy import Connection, Engine, Index, Table, insert, text
 
 from domain.contract.envelope import Envelope
 from infra import bulk_read
@@ -130,31 +129,10 @@ def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dic
     staged. ``bulk_from``: the bootstrap servers to read the records from through librdkafka
     (``infra/bulk_read.py``, decision 070); None: through ``reader``'s own kafka-python
     consumer."""
-    offsets = {p: 0 for p in targets}
-    batches = (bulk_read.read_ranges(bulk_from, reader.topic, targets,
-                                     deadline=deadline, poll_timeout=poll_timeout_ms / 1000)
-               if bulk_from is not None else _kafka_python_batches(reader, targets, offsets,
-                                                  poll_timeout_ms=poll_timeout_ms,
-                                                  deadline=deadline))
-    staged, last_ids = _stage(conn, name, batches, targets, offsets, on_progress)
-    for q, target in targets.items():
-        reader.positions[q] = PartitionPosition(target, last_ids.get(q))
-    reader.consumer.assign(reader.tps)
-    for tp in reader.tps:
-        reader.consumer.seek(tp, reader.positions[tp.partition].next_offset)
-    return staged
-
-
-def _stage(conn: Connection, name: str, batches: Iterator[list[RawDelivery]],
-           targets: dict[int, int], offsets: dict[int, int],
-           on_progress: Callable[[int, int], None] | None = None
-           ) -> tuple[int, dict[int, str]]:
-    """Append the records of ``batches`` to the staging table, ``FLUSH_ROWS`` a transaction;
-    move ``offsets`` on as they come. Returns the records staged and each partition's last
-    event id."""
     staged = 0
     total = sum(targets.values())
     last_ids: dict[int, str] = {}
+    offsets = {p: 0 for p in targets}
     pending: list[tuple[Any, ...]] = []
     p = _param(conn)
     sql = (f"INSERT INTO {name} ({', '.join(STAGE_COLUMNS)}) VALUES "
@@ -168,6 +146,11 @@ def _stage(conn: Connection, name: str, batches: Iterator[list[RawDelivery]],
 
     if on_progress is not None:
         on_progress(0, total)
+    batches = (bulk_read.read_ranges(bulk_from, reader.topic, targets,
+                                     deadline=deadline, poll_timeout=poll_timeout_ms / 1000)
+               if bulk_from is not None else _kafka_python_batches(reader, targets, offsets,
+                                                  poll_timeout_ms=poll_timeout_ms,
+                                                  deadline=deadline))
     try:
         for batch in batches:
             for partition, offset, fields, value in batch:
@@ -186,7 +169,12 @@ def _stage(conn: Connection, name: str, batches: Iterator[list[RawDelivery]],
     flush()
     if on_progress is not None:
         on_progress(total, total)
-    return staged, last_ids
+    for q, target in targets.items():
+        reader.positions[q] = PartitionPosition(target, last_ids.get(q))
+    reader.consumer.assign(reader.tps)
+    for tp in reader.tps:
+        reader.consumer.seek(tp, reader.positions[tp.partition].next_offset)
+    return staged
 
 
 def _kafka_python_batches(reader: TopicReader, targets: dict[int, int],
@@ -455,101 +443,6 @@ def load_audit_trail(engine: Engine, staging: Connection, stage: str,
     return read
 
 
-class AuditTrailApart:
-    """The audit trail's set-based pass in a process of its own (decision 070), beside the
-    parent's staging and placement folds: on two cores the two passes overlap.
-
-    The child reads the same records (up to the same targets) through librdkafka into a
-    staging table of its own, drops the fresh audit tables' secondary indexes, runs
-    ``load_audit_trail`` into them and builds the indexes again; it sends back what it
-    read, or why it failed. The parent never writes those tables while it runs."""
-
-    def __init__(self, engine: Engine, suffix: str, bootstrap: str, topic: str,
-                 targets: dict[int, int], deadline: float, poll_timeout_ms: int) -> None:
-        context = multiprocessing.get_context("spawn")  # librdkafka's threads: no fork
-        self._answers, child_end = context.Pipe(duplex=False)
-        self.deadline = deadline
-        self.process = context.Process(
-            target=_audit_trail_child, name="wbl-rebuild-audit-trail", daemon=True,
-            args=(engine.url.render_as_string(hide_password=False), suffix, bootstrap, topic,
-                  targets, deadline - time.monotonic(), poll_timeout_ms, child_end))
-        self.process.start()
-        child_end.close()
-
-    def result(self) -> tuple[int, dict[str, float]]:
-        """Wait for the child: (distinct events it read, its phases' seconds); raises its
-        ``StagedGap``, or ``RuntimeError`` for anything else (a kill included)."""
-        try:
-            if not self._answers.poll(max(self.deadline - time.monotonic(), 0.0)):
-                raise TimeoutError("the audit trail's process did not finish in time")
-            kind, value = self._answers.recv()
-        except EOFError:
-            self.process.join(timeout=5)
-            raise RuntimeError(f"the audit trail's process ended without an answer (exit "
-                               f"code {self.process.exitcode})") from None
-        finally:
-            self.stop()
-        if kind == "gap":
-            raise StagedGap(value)
-        if kind == "error":
-            raise RuntimeError(f"the audit trail's process failed: {value}")
-        read, seconds = value
-        return int(read), dict(seconds)
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(timeout=10)
-        self._answers.close()
-
-
-def _audit_trail_child(url: str, suffix: str, bootstrap: str, topic: str,
-                       targets: dict[int, int], seconds: float, poll_timeout_ms: int,
-                       answers: Any) -> None:
-    """``AuditTrailApart``'s process."""
-    from infra.database import engine_at
-    from projections.registry import REGISTRY
-
-    engine = engine_at(url)
-    try:
-        projection, tables = REGISTRY["audit_trail"].fresh(MetaData(), suffix)
-        assert isinstance(projection, AuditTrailProjection)
-        indexes = secondary_indexes(tables)
-        stage = stage_table_name(suffix + "a")
-        times: dict[str, float] = {}
-        gc.disable()
-        with engine.connect() as staging:
-            create_stage(staging, stage)
-            try:
-                started = time.perf_counter()
-                batches = bulk_read.read_ranges(bootstrap, topic, targets,
-                                                deadline=time.monotonic() + seconds,
-                                                poll_timeout=poll_timeout_ms / 1000)
-                _stage(staging, stage, batches, targets, {p: 0 for p in targets})
-                times["staging"] = time.perf_counter() - started
-                started = time.perf_counter()
-                with engine.begin() as conn:
-                    for index in indexes:
-                        conn.execute(text(f"DROP INDEX {index.name}"))
-                read = load_audit_trail(engine, staging, stage, projection)
-                times["trail"] = time.perf_counter() - started
-                started = time.perf_counter()
-                with engine.begin() as conn:
-                    for index in indexes:
-                        index.create(conn)
-                times["indexes"] = time.perf_counter() - started
-            finally:
-                drop_stage(staging, stage)
-        answers.send(("done", (read, times)))
-    except StagedGap as gap:
-        answers.send(("gap", str(gap)))
-    except BaseException as error:  # whatever it was, the parent must know
-        answers.send(("error", f"{type(error).__name__}: {error}"))
-    finally:
-        answers.close()
-        engine.dispose()
-
-
 def record_versions(staging: Connection, stage: str, consumer: str) -> tuple[int, int]:
     """The rebuild consumer's last version (and its position) per aggregate, in one
     statement: what the projector's ``applied_versions`` would hold after the staged
@@ -573,12 +466,10 @@ def secondary_indexes(tables: Sequence[Table]) -> list[Index]:
 
 
 def load(engine: Engine, staging: Connection, stage: str, projections: Sequence[Projection],
-         tables: Sequence[Table], consumer: str,
-         apart: AuditTrailApart | None = None) -> SetBasedFigures:
+         tables: Sequence[Table], consumer: str) -> SetBasedFigures:
     """Compute every fresh read model among ``projections`` from the staged records, with
     their secondary indexes built after the rows are in (one sort each instead of a B-tree
-    insertion per row); then the rebuild consumer's versions. ``apart``: the audit trail is
-    being computed in its own process (its tables are not among ``tables`` then)."""
+    insertion per row); then the rebuild consumer's versions."""
     figures = SetBasedFigures()
     indexes = secondary_indexes(tables)
     paused = gc.isenabled()
@@ -593,10 +484,7 @@ def load(engine: Engine, staging: Connection, stage: str, projections: Sequence[
         figures.seconds["placements"] = time.perf_counter() - started
         started = time.perf_counter()
         audit = next((p for p in projections if isinstance(p, AuditTrailProjection)), None)
-        if apart is not None:
-            _, child = apart.result()
-            figures.seconds.update({f"audit_trail_child_{k}": v for k, v in child.items()})
-        elif audit is not None:
+        if audit is not None:
             load_audit_trail(engine, staging, stage, audit)
         figures.seconds["audit_trail"] = time.perf_counter() - started
         started = time.perf_counter()

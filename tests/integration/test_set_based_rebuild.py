@@ -6,9 +6,7 @@ while the live projector keeps applying events that keep arriving."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +20,7 @@ from infra.settings import Settings
 from projections.audit_trail import AuditTrailProjection
 from projections.tables import consumer_positions, metadata
 from services.workers.projector import Projector
-from services.workers.rebuild import Rebuild, RebuildFailed
+from services.workers.rebuild import Rebuild
 from tests.integration.test_projections_support import (
     create_topic,
     publish,
@@ -168,36 +166,4 @@ def test_a_position_missing_without_a_version_gap_stops_the_global_chain_as_live
         unchained = conn.execute(text(
             "SELECT min(position), count(*) FROM audit_entry WHERE global_hash IS NULL")).one()
     assert tuple(unchained) == (missing.position + 1, len(history) - missing.position)
-    assert _leftovers(engine) == []
-
-
-def test_the_audit_trail_process_killed_fails_the_rebuild_and_leaves_nothing(
-    engine: Engine, kafka_bootstrap: str, topic_name: str,
-) -> None:
-    """``kill -9`` of the process computing the audit trail (decision 070) while the parent
-    stages: the rebuild fails with ``RebuildFailed``, swaps nothing in and leaves no table
-    behind; the next rebuild swaps in tables equal to the live ones."""
-    history = list(StateYear(3000, seed=12).envelopes())
-    create_topic(kafka_bootstrap, topic_name)
-    publish(kafka_bootstrap, topic_name, history, duplicates=0.05)
-    killed: list[int] = []
-
-    def kill_the_child(done: int, total: int) -> None:
-        for child in multiprocessing.active_children():
-            if child.name == "wbl-rebuild-audit-trail" and child.pid is not None:
-                os.kill(child.pid, signal.SIGKILL)
-                killed.append(child.pid)
-
-    with running(Projector(engine, bootstrap=kafka_bootstrap, topic=topic_name)):
-        wait_until_applied(engine, len(history))
-        with pytest.raises(RebuildFailed, match="audit trail's process"):
-            Rebuild(engine, bootstrap=kafka_bootstrap, topic=topic_name,
-                    set_based=True).run(swap=True, on_progress=kill_the_child)
-        assert killed
-        assert _leftovers(engine) == []
-        result = Rebuild(engine, bootstrap=kafka_bootstrap, topic=topic_name,
-                         set_based=True).run(swap=False)
-        assert result.equal, [d.first_difference for d in result.differences]
-        assert result.set_based is not None
-        assert "audit_trail_child_trail" in result.set_based.seconds
     assert _leftovers(engine) == []
