@@ -7,9 +7,11 @@ What the live fold does per poll (read the rows and entries an event names, fold
 re-insert the rows, update entry statuses, look up and save per-aggregate versions, extend
 the audit trail's global chain) is replaced by:
 
-1. **Stage**: every record up to the target offsets, as the reader gives it (header fields
-   and body bytes, not decoded), appended to a temporary table ``rebuild_stage__r…`` of one
-   connection held for the load, with one ``executemany`` per 20,000 records. Copies are
+1. **Stage**: every record up to the target offsets, read through librdkafka (decision
+   070: kafka-python's pure-Python parsing made staging cost as much as a raw read), as the
+   reader gives it (header fields and body bytes, not decoded), appended to a temporary
+   table ``rebuild_stage__r…`` of one connection held for the load, with one
+   ``executemany`` per 20,000 records. Copies are
    kept (skipped on the way out). A temporary table costs no write-ahead log (SQLite) or WAL
    (PostgreSQL), and goes with its connection: a rebuild killed midway leaves none.
 2. **Placement read models** (transcripts, apprenticeship hours, opportunities): one pass
@@ -151,20 +153,17 @@ def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dic
                if bulk_from is not None else _kafka_python_batches(reader, targets, offsets,
                                                   poll_timeout_ms=poll_timeout_ms,
                                                   deadline=deadline))
-    try:
-        for batch in batches:
-            for partition, offset, fields, value in batch:
-                pending.append((*fields, value))
-                offsets[partition] = offset + 1
-                last_ids[partition] = fields[0]
-            if len(pending) >= FLUSH_ROWS:
-                staged += len(pending)
-                flush()
-                if on_progress is not None:
-                    on_progress(sum(min(offsets.get(q, 0), t) for q, t in targets.items()),
-                                total)
-    except bulk_read.BulkReadTimeout as error:
-        raise TimeoutError(str(error)) from error
+    for batch in batches:  # a timeout is a TimeoutError from either reader
+        for partition, offset, fields, value in batch:
+            pending.append((*fields, value))
+            offsets[partition] = offset + 1
+            last_ids[partition] = fields[0]
+        if len(pending) >= FLUSH_ROWS:
+            staged += len(pending)
+            flush()
+            if on_progress is not None:
+                on_progress(sum(min(offsets.get(q, 0), t) for q, t in targets.items()),
+                            total)
     staged += len(pending)
     flush()
     if on_progress is not None:
