@@ -45,16 +45,21 @@ SQLite's write lock before the live positions are read (decision 021)."""
 def ensure_indexes(engine: Engine, tables: list[Table]) -> list[str]:
     """Create the indexes of ``tables`` (existing ones) that their database lacks, judged by
     columns, not names: ``create_all`` adds none to a table that exists, and a table a
-    rebuild swapped in keeps its indexes under the rebuild's suffixed names. Returns the
-    names created."""
+    rebuild swapped in keeps its indexes under the rebuild's suffixed names. An index whose
+    columns the table lacks is left to the rebuild of that earlier layout. Returns the names
+    created."""
     inspector = inspect(engine)
     created = []
     for table in tables:
         if not inspector.has_table(table.name):
             continue
         present = {tuple(ix["column_names"]) for ix in inspector.get_indexes(table.name)}
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
         for index in table.indexes:
-            if tuple(c.name for c in index.columns) not in present:
+            wanted = tuple(c.name for c in index.columns)
+            # A table of an earlier layout, without the index's columns, is rebuilt
+            # instead (``Projector.legacy_layouts``), and its new table has the index.
+            if wanted not in present and columns.issuperset(wanted):
                 index.create(engine)
                 created.append(str(index.name))
     return created
