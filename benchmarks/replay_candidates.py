@@ -37,7 +37,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as CTopicPartition
 from kafka import TopicPartition
 from sqlalchemy import insert
@@ -47,6 +46,7 @@ from benchmarks.replay_projections import PARTITIONS, raw_consume
 from benchmarks.state_year import StateYear
 from infra import kafka as kafka_io
 from infra.broker import LocalBroker
+from infra.bulk_read import bulk_consumer
 from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.tables import consumer_positions, metadata
@@ -183,9 +183,7 @@ def _prepare(settings: Settings, bootstrap: str, topic: str) -> None:
 def raw_librdkafka(bootstrap: str, topic: str, records: int) -> float:
     """Seconds for a bare confluent-kafka consumer to take the topic's ``records`` (no
     header or body touched): what librdkafka alone costs."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "check.crcs": True,
-                         "isolation.level": "read_uncommitted"})
+    consumer = bulk_consumer(bootstrap, client_id="raw-librdkafka")
     consumer.assign([CTopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     left = records
     started = time.perf_counter()

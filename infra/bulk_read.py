@@ -28,6 +28,26 @@ BATCH = 10_000
 that a batch's rows stay small."""
 
 
+def bulk_consumer(bootstrap: str, *, client_id: str = "wbl-bulk-read") -> Consumer:
+    """A librdkafka consumer set up to read as kafka-python's does by default
+    (``read_uncommitted``, CRCs checked), for partitions assigned by hand: it joins no
+    group and commits nothing. The raw baseline in ``benchmarks/replay_candidates.py``
+    uses the same, so the two measure one client the same way."""
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        # Required by the client even when partitions are assigned by hand; never joined,
+        # never committed to.
+        "group.id": f"wbl-bulk-read-{uuid.uuid4().hex[:8]}",
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_uncommitted",
+        "check.crcs": True,
+        "enable.partition.eof": False,
+        "queued.max.messages.kbytes": 65536,
+    })
+
+
 class BulkReadTimeout(TimeoutError):
     """The topic did not deliver the records up to the ends asked for in time."""
 
@@ -47,19 +67,7 @@ def read_ranges(bootstrap: str, topic: str, ends: dict[int, int], *, deadline: f
     wanted = {p for p, end in ends.items() if next_offset[p] < end}
     if not wanted:
         return
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        # Required by the client even when partitions are assigned by hand; never joined,
-        # never committed to.
-        "group.id": f"wbl-bulk-read-{uuid.uuid4().hex[:8]}",
-        "client.id": "wbl-bulk-read",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "isolation.level": "read_uncommitted",
-        "check.crcs": True,
-        "enable.partition.eof": False,
-        "queued.max.messages.kbytes": 65536,
-    })
+    consumer = bulk_consumer(bootstrap)
     try:
         consumer.assign([TopicPartition(topic, p, next_offset[p]) for p in sorted(wanted)])
         while wanted:

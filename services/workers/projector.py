@@ -106,11 +106,9 @@ class Projector:
         self.status = ProjectorStatus()
         self._versions: dict[str, int] = {}
         metadata.create_all(engine)
-        # Indexes added since the tables were made (decision 070); a rebuild's fresh tables
-        # come with theirs.
-        ensure_indexes(engine, [t for kind in REGISTRY.values() for t in kind.live_tables()])
         self.lease = Lease.for_engine(engine, f"projector:{consumer_name}:{topic}")
         self._legacy: list[str] | None = None
+        self._upgraded = False
 
     def legacy_layouts(self) -> list[str]:
         """This projector's projections whose tables an earlier layout created: a placement
@@ -126,9 +124,19 @@ class Projector:
                 found.append(projection.name)
         return found
 
-    def _upgrade_layouts(self) -> None:
-        """Rebuild (replay and swap, decision 021) what an earlier layout left, before
-        applying anything: the new code cannot write into the old tables."""
+    def upgrade_schema(self) -> None:
+        """Bring read models an earlier release made up to this one's, once, before
+        applying anything, and only under the lease, so two processes never race to do it:
+
+        - indexes added since the tables were made (decision 070) are created; a rebuild's
+          fresh tables come with theirs, so only the live projector needs this;
+        - what an earlier layout left is rebuilt (replay and swap, decision 021): the new
+          code cannot write into the old tables.
+        """
+        if not self._upgraded:
+            ensure_indexes(self.engine,
+                           [t for kind in REGISTRY.values() for t in kind.live_tables()])
+            self._upgraded = True
         if self._legacy is None:
             self._legacy = self.legacy_layouts()
         if not self._legacy:
@@ -333,7 +341,7 @@ class Projector:
     def _session(self, stop: threading.Event) -> None:
         self.status.phase = "starting"
         self.status.lag = None
-        self._upgrade_layouts()
+        self.upgrade_schema()
         admin = kafka_io.admin_client(self.bootstrap)
         try:
             while not kafka_io.wait_for_topic(admin, self.topic, timeout=1.0):
