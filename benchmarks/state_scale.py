@@ -256,7 +256,8 @@ def _measure_set_based(bootstrap: str, topic: str, sent: int, folder: Path, data
         log(f"replay round {n + 1}: set-based rebuild of all projections")
         seconds, samples = set_based_replay(Settings(data_dir=target), bootstrap, topic)
         rebuilds.append(_set_based_figures(sent, seconds, samples))
-        log(f"  raw {raws[-1]:,.0f} rec/s, set-based {rebuilds[-1]['records_per_s']:,} rec/s")
+        log(f"  raw {raws[-1]:,.0f} rec/s, set-based {rebuilds[-1]['records_per_s']:,} rec/s, "
+            f"resident memory peak {rebuilds[-1]['rss_mb_peak']:,} MB")
     return {"raw_records_per_s": [round(r) for r in raws], "replays_set_based": rebuilds,
             "ratios_set_based": [round(r["records_per_s"] / raw, 3)
                                  for r, raw in zip(rebuilds, raws, strict=True)]}
@@ -437,8 +438,11 @@ def measure_report(data_dir: Path, folder: Path, timeout: float) -> dict[str, An
         return {"seconds": round(failed.seconds, 1), "peak_rss_mb": round(failed.peak, 1),
                 "finished": False, "figures": None, "cutoff": None, "failed": last[0][:300]}
     report = json.loads((folder / "report.json").read_text())
+    rows = report.get("figures", [])
+    log(f"  report finished in {seconds:,.1f} s, peak {peak:,.0f} MB")
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1), "finished": True,
-            "figures": len(report.get("figures", [])), "cutoff": report.get("cutoff")}
+            "figures": len(rows), "hidden": sum(1 for r in rows if r.get("suppressed")),
+            "cutoff": report.get("cutoff")}
 
 
 def _get_latencies(port: int, token: str, paths: list[str]) -> dict[str, Any]:
@@ -634,23 +638,36 @@ def main() -> None:
                               args.seed)
             figures["history"] = {k: v for k, v in history.items() if not k.startswith("_")}
             log(f"history ready in {history['generate_store_publish_seconds']} s")
+
+            def keep_so_far() -> None:
+                """A long run's figures so far, written after each phase: a run stopped
+                later (or a report that outlasts the session) keeps what it measured."""
+                if args.json:
+                    args.json.write_text(json.dumps(figures, indent=2, default=str))
+
+            keep_so_far()
             if "replay" not in skip:
                 figures["replay"] = measure_replay(
                     broker.bootstrap_servers, topic, history["records_on_topic"],
                     history["events"], folder, data_dir, args.rounds, args.prefetch,
                     args.replay)
+                keep_so_far()
             broker.stop()
             broker = None
             if "reads" not in skip and "replay" not in skip:
                 log("reads")
                 figures["reads"] = measure_reads(data_dir, folder, history, args.reads)
+                keep_so_far()
             if "report" not in skip:
                 figures["report"] = measure_report(data_dir, folder, args.report_timeout)
+                keep_so_far()
             if "import" not in skip:
                 figures["import"] = measure_import(folder, args.import_rows)
+                keep_so_far()
             if "commands" not in skip:
                 log("commands")
                 figures["commands"] = measure_commands(folder, args.seconds, args.rate)
+                keep_so_far()
             if "workers" not in skip:
                 log("wbl api --workers 1, 2 on PostgreSQL")
                 (folder / "workers").mkdir()
