@@ -50,7 +50,6 @@ from infra.bulk_read import bulk_consumer
 from infra.database import read_model_engine
 from infra.settings import Settings
 from projections.tables import consumer_positions, metadata
-from services.workers import set_rebuild
 from services.workers.rebuild import PROJECTION_KINDS, Rebuild
 from tests.integration.test_projections_support import create_topic, publish
 
@@ -160,7 +159,6 @@ REBUILDS: dict[str, dict[str, bool]] = {
     "python": {"set_based": False},
     "set-based": {"set_based": True},
     "set-based-kafka-python": {"set_based": True, "bulk_read": False},
-    "set-based-inline": {"set_based": True, "write_behind": False},
 }
 """``--rebuilds`` choices: ``Rebuild``'s options for each."""
 
@@ -219,18 +217,15 @@ def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def _rebuild(settings: Settings, bootstrap: str, topic: str, records: int,
-             names: list[str] | None, *, set_based: bool, bulk_read: bool = True,
-             write_behind: bool = True) -> tuple[float, dict[str, Any] | None]:
+             names: list[str] | None, *, set_based: bool, bulk_read: bool = True
+             ) -> tuple[float, dict[str, Any] | None]:
     """Records on the topic per second of ``wbl projections rebuild`` (swap included) over
-    the whole topic, and the set-based load's own times. ``write_behind``: the set-based
-    load's batches written by a thread of their own (decision 071) or inline."""
+    the whole topic, and the set-based load's own times."""
     engine = read_model_engine(settings)
-    set_rebuild.WRITE_BEHIND = write_behind
     try:
         result = Rebuild(engine, bootstrap=bootstrap, topic=topic, names=names,
                          set_based=set_based, bulk_read=bulk_read).run(swap=True)
     finally:
-        set_rebuild.WRITE_BEHIND = True
         engine.dispose()
     figures = None
     if result.set_based is not None:

@@ -37,8 +37,6 @@ aggregate) and, while a placement is folded, its entries.
 from __future__ import annotations
 
 import gc
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -243,36 +241,13 @@ def _aggregates(conn: Connection, name: str, where: str) -> Iterator[list[Envelo
         yield current
 
 
-_Batch = list[tuple[Table, list[dict[str, Any]], bool]]
-"""Rows per table, and whether they go through SQLAlchemy (``_Writer.add``'s ``core``)."""
-
-WRITE_BEHIND = True
-"""Whether ``_Writer`` hands its batches to a thread of their own (decision 071). Off, each
-batch is written where it is made, as before; the benchmark measures both."""
-
-
 class _Writer:
-    """Rows per table, flushed in transactions of about ``FLUSH_ROWS`` rows.
+    """Rows per table, flushed in transactions of about ``FLUSH_ROWS`` rows."""
 
-    Write-behind (decision 071): a full batch goes to one writer thread, on a connection of
-    its own, while this thread computes the next. The driver releases the GIL while SQLite
-    (or PostgreSQL) stores the rows and commits, which is about half of a batch's cost, so
-    on a machine with a free core the two overlap. At most one batch waits: memory stays
-    two batches. Batches are written in the order they were made, and the first failure
-    is raised here, at the next ``add`` past a flush or at ``close``."""
-
-    def __init__(self, engine: Engine, *, behind: bool | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.rows: dict[str, tuple[Table, list[dict[str, Any]], bool]] = {}
         self.count = 0
-        self._queue: queue.Queue[_Batch | None] | None = None
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
-        if WRITE_BEHIND if behind is None else behind:
-            self._queue = queue.Queue(maxsize=1)
-            self._thread = threading.Thread(target=self._write_behind, daemon=True,
-                                            name="set-rebuild-writer")
-            self._thread.start()
 
     def add(self, table: Table, row: dict[str, Any], *, core: bool = False) -> None:
         """``core``: insert through SQLAlchemy (values the driver does not take as they
@@ -286,56 +261,16 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        """Write what has been added (behind: hand it to the writer thread)."""
-        if self._failure is not None:
-            raise self._failure
         if not self.count:
             return
-        batch = [(table, rows, core) for table, rows, core in self.rows.values() if rows]
-        self.rows = {name: (table, [], core) for name, (table, _, core) in self.rows.items()}
-        self.count = 0
-        if self._queue is None:
-            self._write(batch)
-        else:
-            self._queue.put(batch)
-
-    def close(self) -> None:
-        """Flush, wait for every batch to be written, and raise the first failure."""
-        try:
-            self.flush()
-        finally:
-            if self._queue is not None and self._thread is not None:
-                self._queue.put(None)
-                self._thread.join()
-                self._queue = None
-        if self._failure is not None:
-            raise self._failure
-
-    def abandon(self) -> None:
-        """Stop the writer thread without writing what waits (after a failure here: the
-        fresh tables are dropped anyway). Nothing once ``close`` has run."""
-        if self._queue is not None and self._thread is not None:
-            self._failure = self._failure or RuntimeError("abandoned")
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = None
-
-    def _write(self, batch: _Batch) -> None:
         with self.engine.begin() as conn:
-            for table, rows, core in batch:
-                if core:
+            for table, rows, core in self.rows.values():
+                if rows and core:
                     conn.execute(insert(table), rows)
-                else:
+                elif rows:
                     insert_rows(conn, table, rows)
-
-    def _write_behind(self) -> None:
-        assert self._queue is not None
-        while (batch := self._queue.get()) is not None:
-            if self._failure is None:  # after a failure, batches are only drained
-                try:
-                    self._write(batch)
-                except BaseException as error:  # raised in the computing thread
-                    self._failure = error
+                rows.clear()
+        self.count = 0
 
 
 class _Credentials:
@@ -387,22 +322,19 @@ def load_placement_models(engine: Engine, staging: Connection, stage: str,
     kinds = ", ".join(f"'{t}'" for t in _PLACEMENT_PASS_AGGREGATES)
     where = f"WHERE aggregate_type IN ({kinds})"
     read = 0
-    try:
-        for events in _aggregates(staging, stage, where):
-            read += len(events)
-            if events[0].aggregate_type == "Placement":
-                if transcripts is not None:
-                    _transcript(writer, transcripts, events, credentials)
-                if hours is not None:
-                    _hours(writer, hours, events)
-                continue
-            _other(writer, events, transcripts, hours, opportunities)
-        if transcripts is not None:
-            for row in credentials.rows.values():
-                writer.add(transcripts.tables.credential, row)
-        writer.close()
-    finally:
-        writer.abandon()
+    for events in _aggregates(staging, stage, where):
+        read += len(events)
+        if events[0].aggregate_type == "Placement":
+            if transcripts is not None:
+                _transcript(writer, transcripts, events, credentials)
+            if hours is not None:
+                _hours(writer, hours, events)
+            continue
+        _other(writer, events, transcripts, hours, opportunities)
+    if transcripts is not None:
+        for row in credentials.rows.values():
+            writer.add(transcripts.tables.credential, row)
+    writer.flush()
     if transcripts is not None and credentials.foreign:
         c = transcripts.tables.credential
         with engine.begin() as conn:
@@ -476,40 +408,37 @@ def load_audit_trail(engine: Engine, staging: Connection, stage: str,
     chained_to: int | None = None
     last_position: int | None = None
     read = 0
-    try:
-        for fields, body in _staged(staging, stage, "", "position"):
-            position = fields[5]
-            if position == last_position:
-                continue  # a copy
-            last_position = position
-            head = heads.get(fields[3])
-            version = head.version if head is not None else 0
-            if fields[4] != version + 1:
-                raise StagedGap(f"{fields[2]} {fields[3]}: version {fields[4]} follows "
-                                f"{version} (position {position})")
-            event = envelope_of(fields, body)
-            entry, heads[event.aggregate_id] = audit_module.derive(event, head)
-            if position == expected:
-                global_hash = audit_module.chain(global_hash, entry["event"].encode("utf-8"))
-                entry["global_hash"] = global_hash
-                chained_to = position
-                expected += 1
-            else:
-                entry["global_hash"] = None
-                expected = -1  # the chain waits at the first missing position
-            writer.add(t.entry, entry)
-            read += 1
-        for aggregate_id in sorted(heads):
-            h = heads[aggregate_id]
-            writer.add(t.chain_head, {"aggregate_id": h.aggregate_id, "version": h.version,
-                                      "hash": h.hash, "learner_id": h.learner_id,
-                                      "organisation_id": h.organisation_id})
-        if chained_to is not None:
-            writer.add(t.global_head, {"id": GLOBAL_HEAD_ID, "position": chained_to,
-                                       "hash": global_hash})
-        writer.close()
-    finally:
-        writer.abandon()
+    for fields, body in _staged(staging, stage, "", "position"):
+        position = fields[5]
+        if position == last_position:
+            continue  # a copy
+        last_position = position
+        head = heads.get(fields[3])
+        version = head.version if head is not None else 0
+        if fields[4] != version + 1:
+            raise StagedGap(f"{fields[2]} {fields[3]}: version {fields[4]} follows "
+                            f"{version} (position {position})")
+        event = envelope_of(fields, body)
+        entry, heads[event.aggregate_id] = audit_module.derive(event, head)
+        if position == expected:
+            global_hash = audit_module.chain(global_hash, entry["event"].encode("utf-8"))
+            entry["global_hash"] = global_hash
+            chained_to = position
+            expected += 1
+        else:
+            entry["global_hash"] = None
+            expected = -1  # the chain waits at the first missing position
+        writer.add(t.entry, entry)
+        read += 1
+    for aggregate_id in sorted(heads):
+        h = heads[aggregate_id]
+        writer.add(t.chain_head, {"aggregate_id": h.aggregate_id, "version": h.version,
+                                  "hash": h.hash, "learner_id": h.learner_id,
+                                  "organisation_id": h.organisation_id})
+    if chained_to is not None:
+        writer.add(t.global_head, {"id": GLOBAL_HEAD_ID, "position": chained_to,
+                                   "hash": global_hash})
+    writer.flush()
     return read
 
 
