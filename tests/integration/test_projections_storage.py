@@ -128,3 +128,4 @@ def test_canonical_json_is_what_the_json_module_writes(value: Any) -> None:
     reference = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_text(value) == reference
     assert loads(reference) == value
+    assert loads(reference.encode("utf-8")) == value  # as records and stored bodies come
