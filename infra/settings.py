@@ -181,6 +181,11 @@ class Settings(BaseSettings):
         "memory once their events are spilled; one needed again is rebuilt from the store "
         "and the spill (decision 067).",
     )
+    rebuild_heads_in_memory: int = Field(
+        200_000, ge=1, description="Audit-trail chain heads (one per aggregate) a set-based "
+        "rebuild keeps in memory; the ones used longest ago wait in a temporary table "
+        "(decision 073).",
+    )
     audit_checkpoint_topic: str = Field(
         "wbl.audit-checkpoints.v1",
         description="Topic the signed checkpoints of the audit trail's global chain head are "

@@ -74,7 +74,8 @@ def _run(names: list[str] | None, *, swap: bool, quiet: bool,
     try:
         try:
             rebuild = Rebuild(engine, bootstrap=servers, topic=settings.topic,
-                              names=list(names or []) or None, set_based=set_based)
+                              names=list(names or []) or None, set_based=set_based,
+                              heads_in_memory=settings.rebuild_heads_in_memory)
         except ValueError as error:
             typer.echo(str(error), err=True)
             raise typer.Exit(2) from error

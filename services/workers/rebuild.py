@@ -87,11 +87,14 @@ class Rebuild:
     def __init__(self, engine: Engine, *, bootstrap: str, topic: str,
                  names: list[str] | None = None, live_consumer: str = "live",
                  poll_timeout_ms: int = 200, set_based: bool = False,
-                 bulk_read: bool = True) -> None:
+                 bulk_read: bool = True,
+                 heads_in_memory: int = set_rebuild.HEADS_IN_MEMORY) -> None:
         """``set_based``: load the records up to the live positions into a staging table
         and compute the fresh tables from it in one ordered pass per read model
         (``services/workers/set_rebuild.py``, decision 065), before the usual catch-up;
-        ``bulk_read``: stage them through librdkafka (decision 070), not kafka-python."""
+        ``bulk_read``: stage them through librdkafka (decision 070), not kafka-python;
+        ``heads_in_memory``: the audit trail's chain heads the set-based pass keeps in
+        memory, the rest in a temporary table (decision 073)."""
         unknown = [n for n in names or [] if n not in PROJECTION_KINDS]
         if unknown:
             raise ValueError(f"unknown projection(s): {', '.join(unknown)}; known: "
@@ -103,6 +106,7 @@ class Rebuild:
         self.live_consumer = live_consumer
         self.set_based = set_based
         self.bulk_read = bulk_read
+        self.heads_in_memory = heads_in_memory
         self.suffix = f"__r{uuid.uuid4().hex[:8]}"
         self.md = MetaData()
         self.fresh: dict[str, tuple[Projection, list[Table]]] = {
@@ -259,7 +263,8 @@ class Rebuild:
                 try:
                     figures = set_rebuild.load(
                         self.engine, staging, stage, [p for p, _ in self.fresh.values()],
-                        fresh_tables, self.projector.consumer_name)
+                        fresh_tables, self.projector.consumer_name,
+                        heads_in_memory=self.heads_in_memory)
                 except set_rebuild.StagedGap as error:
                     raise RebuildFailed(f"the topic is missing events ({error}): let the "
                                         f"relay refill it, then rebuild again") from error

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,15 +210,18 @@ def _kafka_python_batches(reader: TopicReader, targets: dict[int, int],
             reader.consumer.seek(reader.tps[q], offsets[q])
 
 
-def _staged(conn: Connection, name: str, where: str, order: str
+def _staged(conn: Connection, name: str, where: str, order: str, *, commit: bool = True
             ) -> Iterator[tuple[Fields, bytes | None]]:
+    """The staged rows in ``order``, streamed. ``commit``: end the read afterwards (off when
+    the caller writes beside it on the same connection and ends the transaction itself)."""
     query = text(f"SELECT {', '.join(STAGE_COLUMNS)} FROM {name} {where} ORDER BY {order}")
     # The options on the statement, not the connection (which they would change for good).
     result = conn.execute(query.execution_options(stream_results=True, yield_per=10_000))
     for row in result:
         yield (row[0], row[1], row[2], row[3], int(row[4]), int(row[5]), int(row[6]),
                row[7]), row[8]
-    conn.commit()  # end the read
+    if commit:
+        conn.commit()  # end the read
 
 
 def _aggregates(conn: Connection, name: str, where: str) -> Iterator[list[Envelope]]:
@@ -394,51 +398,124 @@ def _other(writer: _Writer, events: list[Envelope],
             writer.add(opportunities.table, opportunities_module._row(view), core=True)
 
 
+HEADS_IN_MEMORY = 200_000
+"""Chain heads the audit trail's pass keeps in memory (about 70 MB); the others wait in a
+temporary table (``_Heads``)."""
+
+
+class _Heads:
+    """The audit trail's chain head of every aggregate seen so far, for a pass in position
+    order: the ``HEADS_IN_MEMORY`` used last in a dict, the older ones in a temporary table
+    of the staging connection, read back (and taken out) when their aggregate comes again.
+    A dict of every head grew with the aggregates: 478 MB at 1 M events, 965 MB at 5 M
+    (1.1 M aggregates, mostly learner days, each of whose events lie close together in
+    position order, so few come back once evicted). Decision 073."""
+
+    def __init__(self, staging: Connection, name: str, limit: int) -> None:
+        self.staging, self.name, self.limit = staging, name, limit
+        self.recent: OrderedDict[str, ChainHead] = OrderedDict()
+        self.spilled = 0
+        p = _param(staging)
+        staging.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {name} (aggregate_id VARCHAR(100) PRIMARY KEY, "
+            f"version INTEGER NOT NULL, hash VARCHAR(64) NOT NULL, "
+            f"learner_id VARCHAR(100), organisation_id VARCHAR(100))")
+        self._select = (f"SELECT version, hash, learner_id, organisation_id FROM {name} "
+                        f"WHERE aggregate_id = {p}")
+        self._delete = f"DELETE FROM {name} WHERE aggregate_id = {p}"
+        self._insert = f"INSERT INTO {name} VALUES ({p}, {p}, {p}, {p}, {p})"
+
+    def get(self, aggregate_id: str) -> ChainHead | None:
+        head = self.recent.get(aggregate_id)
+        if head is not None or not self.spilled:
+            return head
+        row = self.staging.exec_driver_sql(self._select, (aggregate_id,)).first()
+        if row is None:
+            return None
+        self.staging.exec_driver_sql(self._delete, (aggregate_id,))
+        self.spilled -= 1
+        return ChainHead(aggregate_id, int(row[0]), row[1], row[2], row[3])
+
+    def put(self, head: ChainHead) -> None:
+        self.recent[head.aggregate_id] = head
+        self.recent.move_to_end(head.aggregate_id)
+        if len(self.recent) > self.limit:
+            self._spill(max(1, self.limit // 10))
+
+    def _spill(self, count: int) -> None:
+        """The ``count`` heads used longest ago, into the table."""
+        old = [self.recent.popitem(last=False)[1] for _ in range(min(count, len(self.recent)))]
+        self.staging.exec_driver_sql(self._insert, [
+            (h.aggregate_id, h.version, h.hash, h.learner_id, h.organisation_id) for h in old])
+        self.spilled += len(old)
+
+    def everyone(self) -> Iterator[ChainHead]:
+        """Every head, by aggregate id; then the table is dropped."""
+        self._spill(len(self.recent))
+        result = self.staging.exec_driver_sql(
+            f"SELECT aggregate_id, version, hash, learner_id, organisation_id FROM {self.name} "
+            f"ORDER BY aggregate_id")
+        for row in result:
+            yield ChainHead(row[0], int(row[1]), row[2], row[3], row[4])
+
+    def drop(self) -> None:
+        """End the staging connection's transaction (the pass's read and whatever a failure
+        left open) and drop the table."""
+        self.staging.rollback()
+        self.staging.exec_driver_sql(f"DROP TABLE IF EXISTS {self.name}")
+        self.staging.commit()
+
+
 def load_audit_trail(engine: Engine, staging: Connection, stage: str,
-                     projection: AuditTrailProjection) -> int:
+                     projection: AuditTrailProjection, *,
+                     heads_in_memory: int = HEADS_IN_MEMORY) -> int:
     """Every staged event, in position order, as ``AuditTrailProjection`` would store it:
     entries with both hashes (the global one while positions are contiguous from the first,
     NULL after the first missing one, as the live projection leaves them), the chain heads
-    and the global head. Returns the distinct events read."""
+    and the global head. Returns the distinct events read. Memory stays bounded: the chain
+    heads beyond ``heads_in_memory`` wait in a temporary table (``_Heads``)."""
     t = projection.tables
-    heads: dict[str, ChainHead] = {}
+    heads = _Heads(staging, f"{stage}_heads", heads_in_memory)
     writer = _Writer(engine)
     expected = audit_module.FIRST_POSITION
     global_hash = GENESIS
     chained_to: int | None = None
     last_position: int | None = None
     read = 0
-    for fields, body in _staged(staging, stage, "", "position"):
-        position = fields[5]
-        if position == last_position:
-            continue  # a copy
-        last_position = position
-        head = heads.get(fields[3])
-        version = head.version if head is not None else 0
-        if fields[4] != version + 1:
-            raise StagedGap(f"{fields[2]} {fields[3]}: version {fields[4]} follows "
-                            f"{version} (position {position})")
-        event = envelope_of(fields, body)
-        entry, heads[event.aggregate_id] = audit_module.derive(event, head)
-        if position == expected:
-            global_hash = audit_module.chain(global_hash, entry["event"].encode("utf-8"))
-            entry["global_hash"] = global_hash
-            chained_to = position
-            expected += 1
-        else:
-            entry["global_hash"] = None
-            expected = -1  # the chain waits at the first missing position
-        writer.add(t.entry, entry)
-        read += 1
-    for aggregate_id in sorted(heads):
-        h = heads[aggregate_id]
-        writer.add(t.chain_head, {"aggregate_id": h.aggregate_id, "version": h.version,
-                                  "hash": h.hash, "learner_id": h.learner_id,
-                                  "organisation_id": h.organisation_id})
-    if chained_to is not None:
-        writer.add(t.global_head, {"id": GLOBAL_HEAD_ID, "position": chained_to,
-                                   "hash": global_hash})
-    writer.flush()
+    try:
+        for fields, body in _staged(staging, stage, "", "position", commit=False):
+            position = fields[5]
+            if position == last_position:
+                continue  # a copy
+            last_position = position
+            head = heads.get(fields[3])
+            version = head.version if head is not None else 0
+            if fields[4] != version + 1:
+                raise StagedGap(f"{fields[2]} {fields[3]}: version {fields[4]} follows "
+                                f"{version} (position {position})")
+            event = envelope_of(fields, body)
+            entry, new_head = audit_module.derive(event, head)
+            heads.put(new_head)
+            if position == expected:
+                global_hash = audit_module.chain(global_hash, entry["event"].encode("utf-8"))
+                entry["global_hash"] = global_hash
+                chained_to = position
+                expected += 1
+            else:
+                entry["global_hash"] = None
+                expected = -1  # the chain waits at the first missing position
+            writer.add(t.entry, entry)
+            read += 1
+        for h in heads.everyone():
+            writer.add(t.chain_head, {"aggregate_id": h.aggregate_id, "version": h.version,
+                                      "hash": h.hash, "learner_id": h.learner_id,
+                                      "organisation_id": h.organisation_id})
+        if chained_to is not None:
+            writer.add(t.global_head, {"id": GLOBAL_HEAD_ID, "position": chained_to,
+                                       "hash": global_hash})
+        writer.flush()
+    finally:
+        heads.drop()
     return read
 
 
@@ -465,7 +542,8 @@ def secondary_indexes(tables: Sequence[Table]) -> list[Index]:
 
 
 def load(engine: Engine, staging: Connection, stage: str, projections: Sequence[Projection],
-         tables: Sequence[Table], consumer: str) -> SetBasedFigures:
+         tables: Sequence[Table], consumer: str, *, heads_in_memory: int = HEADS_IN_MEMORY
+         ) -> SetBasedFigures:
     """Compute every fresh read model among ``projections`` from the staged records, with
     their secondary indexes built after the rows are in (one sort each instead of a B-tree
     insertion per row); then the rebuild consumer's versions."""
@@ -484,7 +562,7 @@ def load(engine: Engine, staging: Connection, stage: str, projections: Sequence[
         started = time.perf_counter()
         audit = next((p for p in projections if isinstance(p, AuditTrailProjection)), None)
         if audit is not None:
-            load_audit_trail(engine, staging, stage, audit)
+            load_audit_trail(engine, staging, stage, audit, heads_in_memory=heads_in_memory)
         figures.seconds["audit_trail"] = time.perf_counter() - started
         started = time.perf_counter()
         with engine.begin() as conn:
