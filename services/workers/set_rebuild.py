@@ -445,6 +445,8 @@ class _Heads:
     def _spill(self, count: int) -> None:
         """The ``count`` heads used longest ago, into the table."""
         old = [self.recent.popitem(last=False)[1] for _ in range(min(count, len(self.recent)))]
+        if not old:
+            return
         self.staging.exec_driver_sql(self._insert, [
             (h.aggregate_id, h.version, h.hash, h.learner_id, h.organisation_id) for h in old])
         self.spilled += len(old)

@@ -121,6 +121,25 @@ def test_one_projection_alone_set_based(
     assert _leftovers(engine) == []
 
 
+def test_a_set_based_rebuild_of_an_empty_topic_swaps_in_empty_tables(
+    engine: Engine, store_settings: Settings, kafka_bootstrap: str, topic_name: str,
+) -> None:
+    """A ledger with no events yet (a new state's first day): the rebuild succeeds, and the
+    audit trail's pass, with no chain head to write, leaves nothing behind."""
+    create_topic(kafka_bootstrap, topic_name, partitions=1)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(consumer_positions).values(
+            consumer="live", topic=topic_name, partition=0, next_offset=0,
+            last_event_id=None))
+    done = _wbl(store_settings, kafka_bootstrap, topic_name,
+                "projections", "rebuild", "--set-based", "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_chain_head")).scalar() == 0
+    assert _leftovers(engine) == []
+
+
 def test_a_gap_on_the_topic_refuses_the_set_based_rebuild_and_leaves_nothing(
     engine: Engine, store_settings: Settings, kafka_bootstrap: str, topic_name: str,
 ) -> None:
