@@ -452,7 +452,8 @@ class _Heads:
         self.spilled += len(old)
 
     def everyone(self) -> Iterator[ChainHead]:
-        """Every head, by aggregate id; then the table is dropped."""
+        """Every head, by aggregate id: the dict is emptied into the table first, and the
+        table is read in its key's order (``drop`` removes it afterwards)."""
         self._spill(len(self.recent))
         result = self.staging.exec_driver_sql(
             f"SELECT aggregate_id, version, hash, learner_id, organisation_id FROM {self.name} "
