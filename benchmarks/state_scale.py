@@ -183,30 +183,12 @@ def set_based_replay(settings: Settings, bootstrap: str, topic: str
                     last_event_id=None))
     finally:
         engine.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
-    env.update({"WBL_DATA_DIR": str(settings.data_dir), "WBL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "WBL_TOPIC": topic, "WBL_LOG_LEVEL": "WARNING"})
-    samples: list[tuple[int, float]] = []
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "projections", "rebuild", "--set-based",
-         "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    last_sample = started  # the first sample a second in, not at the exec
-    while process.poll() is None:
-        if time.perf_counter() - last_sample >= 1.0:
-            last_sample = time.perf_counter()
-            rss = _status_mb(process.pid, "VmRSS")
-            if rss is not None:
-                samples.append((0, rss))
-        time.sleep(0.05)
-    seconds = time.perf_counter() - started
-    peak = _status_mb(process.pid, "VmHWM")  # None: gone already; the samples stand
-    _, err = process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"wbl projections rebuild --set-based failed: {err[-3000:]}")
-    if peak is not None:
-        samples.append((0, peak))
-    return seconds, samples or [(0, 0.0)]
+    samples: list[float] = []
+    seconds, peak, _ = _wbl(settings.data_dir, "projections", "rebuild", "--set-based",
+                            "--quiet", env_extra={"WBL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                                                  "WBL_TOPIC": topic},
+                            rss_samples=samples)
+    return seconds, [(0, m) for m in samples] + [(0, peak)]
 
 
 def _set_based_figures(sent: int, seconds: float, samples: list[tuple[int, float]]
@@ -303,20 +285,28 @@ class TimedOut(RuntimeError):
         self.seconds, self.peak = seconds, peak
 
 
-def _wbl(data_dir: Path, *args: str, timeout: float | None = None
+def _wbl(data_dir: Path, *args: str, timeout: float | None = None,
+         env_extra: dict[str, str] | None = None, rss_samples: list[float] | None = None
          ) -> tuple[float, float, str]:
     """Run ``wbl ARGS`` on ``data_dir``; (seconds, peak RSS MB, stderr tail). The peak is
     VmHWM read every 50 ms (``ru_maxrss`` would count the parent's pages the child had
-    between fork and exec). Past ``timeout`` the child is stopped and ``TimedOut`` raised."""
+    between fork and exec). Past ``timeout`` the child is stopped and ``TimedOut`` raised.
+    ``rss_samples``: the child's VmRSS is appended to it once a second, from a second in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
-    env["WBL_DATA_DIR"] = str(data_dir)
+    env.update({"WBL_DATA_DIR": str(data_dir), **(env_extra or {})})
     with tempfile.TemporaryFile() as err_file:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "services.cli", *args], env=env,
                                    stdout=subprocess.DEVNULL, stderr=err_file)
         peak = 0.0
+        last_sample = started
         while process.poll() is None:
             peak = max(peak, _peak_mb(process.pid) or 0.0)
+            if rss_samples is not None and time.perf_counter() - last_sample >= 1.0:
+                last_sample = time.perf_counter()
+                rss = _status_mb(process.pid, "VmRSS")
+                if rss is not None:
+                    rss_samples.append(rss)
             if timeout is not None and time.perf_counter() - started > timeout:
                 process.kill()
                 process.wait()
