@@ -485,6 +485,25 @@ class _Program:
             raise ValueError(f"HiGHS could not bound {self.keys[i]}: {found.message}")
         return "optimal", -float(found.fun) if highest else float(found.fun), found.x
 
+    NODES = 200
+    """Branch-and-bound nodes allowed to ``whole_point``: a limit of work, not of time, so
+    that what it finds, and so every verdict built on it, is the same on any machine."""
+
+    def whole_point(self, i: int, highest: bool) -> Any:
+        """A whole solution with figure ``i`` as high (or as low) as an integer program
+        finds within ``NODES`` nodes, checked exactly, or None. Only a proof of width: a
+        solution is a solution, whether or not it is the optimum."""
+        n = len(self.keys)
+        c = np.zeros(n)
+        c[i] = -1.0 if highest else 1.0
+        constraints = [LinearConstraint(self.matrix.astype(float), self.float_lower,
+                                        self.float_upper)] if len(self.row_lower) else []
+        self.programs["integer"] += 1
+        found = milp(c, constraints=constraints, bounds=Bounds(self.col_lower, self.col_upper),
+                     integrality=np.ones(n),
+                     options={"node_limit": self.NODES, "mip_rel_gap": 0.0})
+        return None if found.x is None else self.solution(found.x)
+
     TOGETHER_SECONDS = 10.0
     """Time allowed to one integer program of ``together``: its best whole solution by then
     is as good a proof as an optimal one."""
@@ -593,6 +612,11 @@ class _Proofs:
         self._last_round: dict[frozenset[Key], frozenset[Key]] = {}
         self.programs = {"relaxed": 0, "integer": 0, "block": 0}
         self.by_block = {"wide": 0, "narrow": 0}  # verdicts the blocks proved (decision 069)
+        self._block_index: tuple[list[Key], dict[Key, list[Relation]],
+                                 list[dict[tuple[str, str], list[Key]]]] | None = None
+        self.unproven = 0
+        """Figures of groups too large for an integer program counted narrow without a
+        proof either way (decision 074): each costs one more hidden figure, never a leak."""
         self.warm = warm
         levels = [] if parents is None else [_regions(parents, size) for size in self.REGIONS]
         self.regions = [region for region in levels
@@ -606,10 +630,13 @@ class _Proofs:
         if point is None:
             return
         keys = program.keys
+        # ``program``'s copies may lag behind what another program of the same figures
+        # found since (a block's, decision 074): the proofs kept are the extremes of both.
         for i in np.flatnonzero(point < program.lowest):
-            program.lowest[i] = self.lowest[keys[i]] = int(point[i])
+            program.lowest[i] = self.lowest[keys[i]] = min(self.lowest[keys[i]], int(point[i]))
         for i in np.flatnonzero(point > program.highest):
-            program.highest[i] = self.highest[keys[i]] = int(point[i])
+            program.highest[i] = self.highest[keys[i]] = max(self.highest[keys[i]],
+                                                             int(point[i]))
 
     TOGETHER_ABOVE = 200
     """Groups with more open figures than this are first moved all at once (decision 066):
@@ -626,6 +653,11 @@ class _Proofs:
         exactly; which ones are found does not change a verdict, only how soon it is
         known."""
         self._seen(program, program.together([program.index[k] for k in open_], None))
+        if len(program.keys) > self.WHOLE_LARGEST:
+            # The integer programs below stop at a time limit: in a group too large for
+            # exact verdicts, what they find would decide verdicts, so a report's bytes
+            # would depend on the machine's speed (decision 074).
+            return
         while True:
             still = [k for k in open_ if not self._proven_wide(k, needed[k])]
             if len(still) <= self.TOGETHER_ABOVE:
@@ -642,6 +674,16 @@ class _Proofs:
             # relaxations (0.5-1.5 s against 20-40 ms at 4,500-10,000 figures).
             if proven < max(20, len(still) // 100):
                 return
+
+    WHOLE_LARGEST = 20_000
+    """Groups of more hidden figures than this get no integer program over the whole group
+    (decision 074): at 5 M events one over a group of this kind ran for more than 18 minutes
+    (at 1 M, 15,435 figures, about 1 s each). A figure there that the relaxations leave open
+    and no vertex settles is looked at in its blocks' integer programs, and counted narrow
+    if they do not prove it wide."""
+
+    BLOCK_LARGEST = 20_000
+    """A block of more hidden figures than this gets no integer program either."""
 
     BLOCKS_ABOVE = 300
     """Groups with more open figures than this are first looked at block by block
@@ -760,6 +802,44 @@ class _Proofs:
                 self.programs[kind] += count
         return narrow
 
+    def _wide_in_blocks(self, target: Key, members: list[Key], rels: list[Relation],
+                        values: Mapping[Key, int], need: int) -> bool:
+        """Whether integer programs over the target's blocks, smallest first, each with
+        every other figure fixed at its true value, find whole solutions that prove it
+        wide. Fixing figures only removes solutions, so each one found is a solution of the
+        group's program (as in ``_blocks``); finding none proves nothing."""
+        if self._block_index is None or self._block_index[0] is not members:
+            holding: dict[Key, list[Relation]] = defaultdict(list)
+            for rel in rels:
+                for term in rel.terms:
+                    holding[term].append(rel)
+            levels: list[dict[tuple[str, str], list[Key]]] = []
+            for region in self.regions:
+                blocks: dict[tuple[str, str], list[Key]] = defaultdict(list)
+                for k in members:
+                    blocks[self._block(k, region)].append(k)
+                levels.append(blocks)
+            self._block_index = (members, holding, levels)
+        _, holding, levels = self._block_index
+        for region, blocks in zip(self.regions, levels, strict=True):
+            keys = blocks[self._block(target, region)]
+            if len(keys) > self.BLOCK_LARGEST:
+                break
+            touching = list({id(rel): rel for k in keys for rel in holding[k]}.values())
+            inner = _Program(keys, touching, values, self.warm)
+            inner.lowest = np.array([self.lowest[k] for k in keys], dtype=np.int64)
+            inner.highest = np.array([self.highest[k] for k in keys], dtype=np.int64)
+            for highest in (True, False):
+                self._seen(inner, inner.whole_point(inner.index[target], highest))
+                if self._proven_wide(target, need):
+                    break
+            for kind, count in inner.programs.items():
+                self.programs[kind] += count
+            if self._proven_wide(target, need):
+                self.by_block["wide"] += 1
+                return True
+        return False
+
     def _proven_wide(self, k: Key, needed: int) -> bool:
         if self.highest[k] - self.lowest[k] >= needed:
             self.wide.add(k)
@@ -833,16 +913,22 @@ class _Proofs:
             if high - low >= need:  # only the integer programs can tell
                 exact_low: int | None = low
                 exact_high: int | None = high
+                whole = len(members) <= self.WHOLE_LARGEST
                 if self.lowest[target] > low:
                     point = program.attained(target, low)
-                    if point is None:
+                    if point is None and whole:
                         exact_low, point = program.optimum(target, highest=False, whole=True)
                     self._seen(program, point)
                 if self.highest[target] < high:
                     point = program.attained(target, high)
-                    if point is None:
+                    if point is None and whole:
                         exact_high, point = program.optimum(target, highest=True, whole=True)
                     self._seen(program, point)
+                if not whole:
+                    if not self._wide_in_blocks(target, members, rels, values, need):
+                        self.unproven += 1
+                        self.narrow_in[target] = here
+                    continue
                 if exact_high is None or exact_low is None or exact_high - exact_low >= need:
                     self.wide.add(target)
                     continue
