@@ -30,6 +30,8 @@ figure's unit (learners, things counted, or minutes for hours).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +51,10 @@ _ANSWERS: tuple[Any, ...] = () if _highs is None else (
     _highs.HighsModelStatus.kOptimal, _highs.HighsModelStatus.kUnbounded,
     _highs.HighsModelStatus.kUnboundedOrInfeasible)
 """What a warm-started relaxation may answer; anything else is solved again."""
+
+log = logging.getLogger("wbl.suppression")
+"""Progress of a long audit, in counts only (a 5 M-event report runs for an hour):
+no organisation's or learner's id."""
 
 Key = tuple[str, str, str, str]
 Kind = Literal["learners", "count", "hours"]
@@ -862,7 +868,9 @@ class _Proofs:
         if not open_:
             return [k for k in members if k not in self.wide]
         program = _Program(members, rels, values, self.warm)
-        if self.regions and len(open_) > self.BLOCKS_ABOVE:
+        large = len(open_) > self.BLOCKS_ABOVE
+        started = time.perf_counter()
+        if self.regions and large:
             # Bounds every solution keeps: a figure they hold narrower than needed is
             # narrow without a program, and the blocks' outer programs start from them.
             lower, upper = program.implied_bounds()
@@ -884,6 +892,10 @@ class _Proofs:
                          if k not in self.wide and self.narrow_in.get(k) is not here]
             if not open_:
                 return [k for k in members if k not in self.wide]
+        if large:
+            log.info("suppression group", extra={
+                "figures": len(members), "open_after_blocks": len(open_),
+                "blocks_seconds": round(time.perf_counter() - started, 1)})
         program.lowest = np.array([self.lowest[k] for k in members], dtype=np.int64)
         program.highest = np.array([self.highest[k] for k in members], dtype=np.int64)
         if self.warm and len(open_) > self.TOGETHER_ABOVE:
@@ -1034,9 +1046,17 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
                  for k in proofs.narrow(members, rels_here, values, kinds, min_cell)]
         return sorted(found, key=lambda k: (order[k], k))
 
+    rounds = 0
     while True:
+        started = time.perf_counter()
         quick_rules()
         narrow = narrow_findings()
+        rounds += 1
+        log.info("suppression round", extra={
+            "round": rounds, "figures": len(keys), "hidden": len(hidden),
+            "narrow": len(narrow), "unproven": proofs.unproven,
+            "programs": dict(proofs.programs),
+            "seconds": round(time.perf_counter() - started, 1)})
         if not narrow:
             return hidden
         added = False
