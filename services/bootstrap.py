@@ -6,6 +6,8 @@ and the projector: the API's lifespan, every CLI command, the workers and the be
 take their parts from here, and a test fails if a ``Ledger`` is built anywhere else
 (``tests/unit/test_layers.py``). Nothing is created at import time. ``Runtime`` owns what it
 starts (the local broker, the relay and projector threads) and stops it in reverse order.
+Kafka's client and the workers' modules are imported by what starts them (``start_broker``,
+``Runtime.build``), so that a command needing neither does not load them (decision 075).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from infra import kafka as kafka_io
 from infra import logs
 from infra.broker import LocalBroker
 from infra.database import personal_data_vault, read_model_engine
@@ -24,10 +26,11 @@ from infra.personal_data import PersonalDataVault
 from infra.settings import Settings
 from services.ledger import BirthDates, Ledger, UnitLimits
 from services.schema import store_env
-from services.workers import audit_checkpoints
-from services.workers.heartbeats import ObservedWorkers
-from services.workers.projector import Projector
-from services.workers.relay import Relay
+
+if TYPE_CHECKING:
+    from services.workers.heartbeats import ObservedWorkers
+    from services.workers.projector import Projector
+    from services.workers.relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ def start_broker(settings: Settings) -> tuple[Settings, LocalBroker | None]:
     """The configured broker, or a local one started now (the embedded default); then the
     topic is created or checked, refusing one that would lose history before anything
     serves. Returns the settings naming the broker, and the local broker to stop later."""
+    from infra import kafka as kafka_io
+
     broker = None
     if settings.kafka_bootstrap_servers is None:
         broker = LocalBroker(binary=settings.tansu_bin)
@@ -105,6 +110,11 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, *, relay: bool = True, projector: bool = True) -> Runtime:
         """Everything the embedded default runs; start the local broker if none is configured."""
+        from services.workers import audit_checkpoints
+        from services.workers.heartbeats import ObservedWorkers
+        from services.workers.projector import Projector
+        from services.workers.relay import Relay
+
         ledger = build_ledger(settings)
         engine = build_read_models(settings)
         runtime = cls(settings=settings, ledger=ledger, engine=engine,

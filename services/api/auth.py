@@ -30,19 +30,7 @@ from infra.key_files import kept_key
 from infra.settings import Settings
 from services.api.errors import ProblemError
 from services.api.identities import ProviderTokens
-
-TOKEN_ROLES: tuple[Role, ...] = (
-    Role.LEARNER,
-    Role.SUPERVISOR,
-    Role.COORDINATOR,
-    Role.SPONSOR,
-    Role.STATE_AUDITOR,
-    Role.RESEARCHER,
-    Role.ADMIN,
-    Role.GUARDIAN,
-)
-"""Roles a token may carry. ``guardian`` exists because a minor's training agreement needs
-a guardian's signature (domain rule); it can do nothing else."""
+from services.api.roles import TOKEN_ROLES as TOKEN_ROLES  # re-exported: kept apart, decision 075
 
 ORGANISATION_ROLES = frozenset({Role.COORDINATOR, Role.SPONSOR, Role.GUARDIAN})
 """Roles that only make sense within one organisation: their tokens must name it."""

@@ -1,10 +1,16 @@
-"""The ``wbl`` command: run the service (all in one, or one role per process)."""
+"""The ``wbl`` command: run the service (all in one, or one role per process).
+
+Each command imports what only it needs (uvicorn, FastAPI, SciPy, rich, Kafka's clients, the
+jobs, the workers) in its own body, so that ``wbl --help`` and every other command start
+without them (decision 075, ``tests/integration/test_cli_start.py``). What Typer reads when
+it builds the commands (option types such as ``ImportKind``, help texts) stays at the top.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,8 +26,9 @@ from services.cli.learners import app as learners_app
 from services.cli.report import app as report_app
 from services.cli.research import replay_command, research_app
 from services.cli.users import app as users_app
-from services.workers.heartbeats import keep_beating, projector_view, relay_view
-from services.workers.supervisor import Workers, bind_to_parent
+
+if TYPE_CHECKING:
+    from services.workers.supervisor import Workers
 
 app = typer.Typer(help="wbl-ledger: the work-based-learning placement ledger.",
                   no_args_is_help=True, add_completion=False)
@@ -119,6 +126,7 @@ def _build_with_workers(settings: Settings) -> tuple[Runtime, Workers]:
     (services/workers/supervisor.py), on the local broker this process starts when none is
     configured."""
     from infra.kafka import TopicWouldLoseHistory
+    from services.workers.supervisor import Workers
 
     broker = None
     runtime: Runtime | None = None
@@ -177,6 +185,9 @@ def api(
 def _run_worker(role: str) -> None:
     """One worker role. As a child of `wbl run` it binds itself to its parent first, before
     the slow part of its start; then it waits for its lease (inside ``worker.run``)."""
+    from services.workers.heartbeats import keep_beating, projector_view, relay_view
+    from services.workers.supervisor import bind_to_parent
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -14,8 +14,6 @@ from typing import Annotated
 import typer
 
 from services import bootstrap
-from services.jobs.approval_digests import ApprovalDigests
-from services.web.parts import site_url
 
 app = typer.Typer(help="Supervisors' approval links: digests and reminders.",
                   no_args_is_help=True, add_completion=False)
@@ -27,6 +25,9 @@ def send_digests(
 ) -> None:
     """Mail each approver the hours pending their decision that are due (new, or a
     reminder); prints counts only."""
+    from services.jobs.approval_digests import ApprovalDigests
+    from services.web.parts import site_url
+
     settings = bootstrap.build_settings(data_dir=data_dir)
     ledger = bootstrap.build_ledger(settings)
     read_models = bootstrap.build_read_models(settings)

@@ -17,7 +17,6 @@ from infra.settings import Settings
 from projections.tables import metadata
 from services import bootstrap
 from services.credentials import keys as credential_keys
-from services.credentials.issuing import Credentials
 
 app = typer.Typer(help="Signed Open Badges 3.0 and CLR 2.0 credentials (docs/credentials.md).",
                   no_args_is_help=True, add_completion=False)
@@ -36,6 +35,8 @@ def verify(
 ) -> None:
     """Check the credential's proof, its issuer's key, its dates and its status (and, for a
     CLR, every credential embedded in it); say why it fails."""
+    from services.credentials.issuing import Credentials
+
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:

@@ -10,14 +10,6 @@ from typing import Annotated
 import typer
 
 from services import bootstrap
-from services.jobs.rapids_export import (
-    RAPIDS_EVENTS,
-    rapids_export,
-    status_fields,
-    to_csv,
-    upload_fields,
-)
-from services.jobs.reporting import envelopes_until, resolve_cutoff
 
 app = typer.Typer(help="Exports for other systems.", no_args_is_help=True,
                   add_completion=False)
@@ -39,6 +31,15 @@ def rapids(
 ) -> None:
     """Write the RAPIDS registrations and status changes (credit granted, completion,
     suspension, reinstatement, cancellation with cause) recorded up to the cut-off."""
+    from services.jobs.rapids_export import (
+        RAPIDS_EVENTS,
+        rapids_export,
+        status_fields,
+        to_csv,
+        upload_fields,
+    )
+    from services.jobs.reporting import envelopes_until, resolve_cutoff
+
     settings = bootstrap.build_settings()
     ledger = bootstrap.build_ledger(settings)
     try:

@@ -11,25 +11,28 @@ See decisions 020, 021 and 041.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from infra import kafka as kafka_io
 from infra.settings import Settings
 from projections.audit_trail import Problem
+from projections.registry import REGISTRY
 from projections.tables import metadata
 from services import bootstrap
-from services.workers import audit_checkpoints
-from services.workers.rebuild import PROJECTION_KINDS, Rebuild, RebuildFailed, RebuildResult
+
+if TYPE_CHECKING:
+    from services.workers.rebuild import RebuildResult
 
 projections_app = typer.Typer(help="Rebuild read models from the topic, or check them.",
                               no_args_is_help=True, add_completion=False)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True,
                         add_completion=False)
 
+# The registry is the rebuild's PROJECTION_KINDS; services.workers.rebuild itself (Kafka's
+# clients) is imported by the commands that rebuild (decision 075).
 Names = Annotated[list[str] | None, typer.Argument(
-    help=f"Projections to rebuild (default: all): {', '.join(PROJECTION_KINDS)}.")]
+    help=f"Projections to rebuild (default: all): {', '.join(REGISTRY)}.")]
 
 
 def _settings() -> Settings:
@@ -38,6 +41,8 @@ def _settings() -> Settings:
 
 
 def _bootstrap(settings: Settings) -> str:
+    from infra import kafka as kafka_io
+
     if not settings.kafka_bootstrap_servers:
         typer.echo("Set WBL_KAFKA_BOOTSTRAP_SERVERS: a rebuild reads the topic of a running "
                    "service (the embedded local broker lives inside `wbl run`).", err=True)
@@ -67,6 +72,8 @@ def _run(names: list[str] | None, *, swap: bool, quiet: bool,
         TextColumn,
         TimeRemainingColumn,
     )
+
+    from services.workers.rebuild import Rebuild, RebuildFailed
 
     settings = _settings()
     servers = _bootstrap(settings)
@@ -151,6 +158,8 @@ def verify() -> None:
     """Recompute the audit trail's chains and check them against the signed checkpoints on
     WBL_AUDIT_CHECKPOINT_TOPIC; name the first altered, dropped, reordered or rewritten
     entry (placement, event type, position) and exit with code 1."""
+    from services.workers import audit_checkpoints
+
     settings = _settings()
     engine = bootstrap.build_read_models(settings)
     try:
@@ -185,6 +194,8 @@ def checkpoint() -> None:
     """Sign the audit trail's global head now and publish it on WBL_AUDIT_CHECKPOINT_TOPIC
     (the projector also does so every WBL_AUDIT_CHECKPOINT_EVERY_EVENTS events or
     WBL_AUDIT_CHECKPOINT_EVERY_MINUTES minutes)."""
+    from services.workers import audit_checkpoints
+
     settings = _settings()
     if not settings.kafka_bootstrap_servers:
         typer.echo("Set WBL_KAFKA_BOOTSTRAP_SERVERS: checkpoints go to the running service's "
@@ -208,5 +219,7 @@ def keys() -> None:
     """Print the public keys that verify checkpoints (JWK set: the signing key's and the
     retired ones). Before a rotation, add the current key's `x` to
     WBL_AUDIT_RETIRED_PUBLIC_KEYS so what it signed still verifies."""
+    from services.workers import audit_checkpoints
+
     settings = _settings()
     typer.echo(json.dumps(audit_checkpoints.key_ring(settings).jwks(), indent=2))

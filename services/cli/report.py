@@ -12,10 +12,7 @@ from typing import Annotated
 
 import typer
 
-from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_csv_rows
-from projections.suppression import audit_report
 from services import bootstrap
-from services.jobs.reporting import compute_state_report, publish_report, save_report
 
 app = typer.Typer(help="Reports for states and funders.", no_args_is_help=True,
                   add_completion=False)
@@ -42,6 +39,9 @@ def state(
     publish: Annotated[bool, typer.Option(help="Publish on WBL_REPORTING_TOPIC.")] = False,
 ) -> None:
     """Compute the state feed for PERIOD as of a cut-off (default: everything recorded)."""
+    from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_csv_rows
+    from services.jobs.reporting import compute_state_report, publish_report, save_report
+
     settings = bootstrap.build_settings()
     ledger = bootstrap.build_ledger(settings)
     engine = bootstrap.build_read_models(settings)
@@ -93,6 +93,8 @@ def audit(
     integer linear program (HiGHS) over every published figure finds its lowest and highest
     possible value; the range must be at least min_cell wide (hours: min_cell hours).
     Exit 0 when every figure is protected, 1 when one is not."""
+    from projections.suppression import audit_report
+
     report = json.loads(file.read_text())
     findings = audit_report(report)
     narrow = [f for f in findings if not f.protected]

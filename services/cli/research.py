@@ -7,12 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from services import bootstrap
-from services.jobs.replay import ReplayBy, replay_into, sqlite_engine
-from services.jobs.reporting import envelopes_until, resolve_cutoff
-from services.jobs.research import load_or_create_key, research_tables, write_tables
+from services.jobs.replay import ReplayBy
 
 research_app = typer.Typer(help="Pseudonymised exports for researchers.",
                            no_args_is_help=True, add_completion=False)
@@ -29,6 +26,10 @@ def replay_command(
     force: Annotated[bool, typer.Option(help="Replace INTO if it exists.")] = False,
 ) -> None:
     """Rebuild read models as they stood on a date, into a separate store."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from services.jobs.replay import replay_into, sqlite_engine
+
     if into.exists():
         if not force:
             typer.echo(f"{into} exists; pass --force to replace it", err=True)
@@ -62,6 +63,9 @@ def export(
     as_of: Annotated[str | None, typer.Option(help="Cut-off recording time (ISO).")] = None,
 ) -> None:
     """Per-placement and per-learner facts, every person pseudonymised by a keyed hash."""
+    from services.jobs.reporting import envelopes_until, resolve_cutoff
+    from services.jobs.research import load_or_create_key, research_tables, write_tables
+
     settings = bootstrap.build_settings()
     ledger = bootstrap.build_ledger(settings)
     try:

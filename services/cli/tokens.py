@@ -13,7 +13,7 @@ import typer
 
 from domain.actor import Role
 from services import bootstrap
-from services.api.auth import TOKEN_ROLES, issue_token, token_key
+from services.api.roles import TOKEN_ROLES
 
 app = typer.Typer(help="Bearer tokens for the HTTP API.", no_args_is_help=True,
                   add_completion=False)
@@ -31,6 +31,8 @@ def create(
     data_dir: Annotated[str | None, typer.Option(help="Data folder (WBL_DATA_DIR).")] = None,
 ) -> None:
     """Print a signed token for ACTOR-ID acting as ROLE."""
+    from services.api.auth import issue_token, token_key
+
     settings = bootstrap.build_settings(data_dir=data_dir)
     try:
         parsed = Role(role)

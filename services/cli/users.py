@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,9 +19,9 @@ from infra.api_tables import api_engine
 from infra.passwords import Passwords
 from infra.settings import Settings
 from services import bootstrap
-from services.api.identities import identity_key
-from services.web.accounts import AccountError, LocalAccounts, SignInRecords
-from services.web.parts import site_url
+
+if TYPE_CHECKING:
+    from services.web.accounts import LocalAccounts
 
 app = typer.Typer(help="Local accounts for the web pages.", no_args_is_help=True,
                   add_completion=False)
@@ -30,6 +30,9 @@ DataDir = Annotated[str | None, typer.Option(help="Data folder (WBL_DATA_DIR).")
 
 
 def _accounts(data_dir: str | None) -> tuple[LocalAccounts, Settings]:
+    from services.api.identities import identity_key
+    from services.web.accounts import LocalAccounts
+
     settings = bootstrap.build_settings(data_dir=data_dir)
     engine = api_engine(settings, bootstrap.build_read_models(settings))
     return LocalAccounts(engine, identity_key(settings), Passwords.from_settings(settings)), \
@@ -45,6 +48,8 @@ def create(
     data_dir: DataDir = None,
 ) -> None:
     """Make a local account for PERSON-ID (asks for the password twice)."""
+    from services.web.accounts import AccountError
+
     accounts, _ = _accounts(data_dir)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -68,6 +73,7 @@ def reset_link(
 ) -> None:
     """Print a single-use link to choose a new password (valid WBL_PASSWORD_RESET_LINK_MINUTES)."""
     from infra.passwords import LinkSigner, link_signing_key
+    from services.web.parts import site_url
 
     accounts, settings = _accounts(data_dir)
     person_id = accounts.person_of(login)
@@ -87,6 +93,8 @@ def sign_ins(
     data_dir: DataDir = None,
 ) -> None:
     """The audit record of sign-ins, refusals, sign-outs and link uses, newest first."""
+    from services.web.accounts import SignInRecords
+
     accounts, _ = _accounts(data_dir)
     records = SignInRecords(accounts.engine, accounts.key)
     for row in records.recent(limit, person_id=person_id):

@@ -19,7 +19,6 @@ from sqlalchemy import Engine, create_engine
 from domain.contract.envelope import Envelope
 from projections.registry import Projection, default_projections
 from projections.tables import metadata
-from services.jobs.reporting import envelopes_until
 from services.ledger import Ledger
 
 
@@ -48,6 +47,10 @@ def replay_into(
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
     """Fold every included event into fresh projection tables in ``engine``."""
+    # Here, not at the top: the reporting module brings SciPy (the state report's suppression),
+    # which ``wbl`` must not load to read ``ReplayBy`` (decision 075).
+    from services.jobs.reporting import envelopes_until
+
     chosen: list[Projection] = [p for p in default_projections()
                                 if names is None or p.name in names]
     unknown = set(names or ()) - {p.name for p in chosen}
