@@ -159,6 +159,7 @@ REBUILDS: dict[str, dict[str, bool]] = {
     "python": {"set_based": False},
     "set-based": {"set_based": True},
     "set-based-kafka-python": {"set_based": True, "bulk_read": False},
+    "set-based-apart": {"set_based": True, "placements_apart": True},
 }
 """``--rebuilds`` choices: ``Rebuild``'s options for each."""
 
@@ -217,14 +218,15 @@ def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def _rebuild(settings: Settings, bootstrap: str, topic: str, records: int,
-             names: list[str] | None, *, set_based: bool, bulk_read: bool = True
-             ) -> tuple[float, dict[str, Any] | None]:
+             names: list[str] | None, *, set_based: bool, bulk_read: bool = True,
+             placements_apart: bool = False) -> tuple[float, dict[str, Any] | None]:
     """Records on the topic per second of ``wbl projections rebuild`` (swap included) over
     the whole topic, and the set-based load's own times."""
     engine = read_model_engine(settings)
     try:
         result = Rebuild(engine, bootstrap=bootstrap, topic=topic, names=names,
-                         set_based=set_based, bulk_read=bulk_read).run(swap=True)
+                         set_based=set_based, bulk_read=bulk_read,
+                         placements_apart=placements_apart).run(swap=True)
     finally:
         engine.dispose()
     figures = None

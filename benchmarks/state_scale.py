@@ -163,7 +163,7 @@ def _replay_figures(sent: int, distinct: int, seconds: float,
             "rss_mb_end": round(memory[-1], 1)}
 
 
-def set_based_replay(settings: Settings, bootstrap: str, topic: str
+def set_based_replay(settings: Settings, bootstrap: str, topic: str, *, apart: bool = False
                      ) -> tuple[float, list[tuple[int, float]]]:
     """``wbl projections rebuild --set-based`` (decision 065) as typed, in a process of its
     own, over the whole topic into ``settings``' read-model database, whose live projector
@@ -185,8 +185,9 @@ def set_based_replay(settings: Settings, bootstrap: str, topic: str
         engine.dispose()
     samples: list[float] = []
     seconds, peak, _ = _wbl(settings.data_dir, "projections", "rebuild", "--set-based",
-                            "--quiet", env_extra={"WBL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                                                  "WBL_TOPIC": topic},
+                            "--quiet", env_extra={
+                                "WBL_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WBL_TOPIC": topic,
+                                "WBL_REBUILD_PLACEMENTS_APART": "true" if apart else "false"},
                             rss_samples=samples)
     return seconds, [(0, m) for m in samples] + [(0, peak)]
 
@@ -205,8 +206,9 @@ def measure_replay(bootstrap: str, topic: str, sent: int, distinct: int, folder:
     """Each round: the raw consumer, then a replay in one process and/or one that fetches
     and decodes in a child process (``prefetch``: off, on, both; decision 063), or
     (``how="set-based"``) the set-based rebuild of all projections (decision 065)."""
-    if how == "set-based":
-        return _measure_set_based(bootstrap, topic, sent, folder, data_dir, rounds)
+    if how in ("set-based", "set-based-apart"):
+        return _measure_set_based(bootstrap, topic, sent, folder, data_dir, rounds,
+                                  apart=how == "set-based-apart")
     modes = {"off": [False], "on": [True], "both": [False, True]}[prefetch]
     raws: list[float] = []
     replays: dict[bool, list[dict[str, Any]]] = {m: [] for m in modes}
@@ -233,7 +235,7 @@ def measure_replay(bootstrap: str, topic: str, sent: int, distinct: int, folder:
 
 
 def _measure_set_based(bootstrap: str, topic: str, sent: int, folder: Path, data_dir: Path,
-                       rounds: int) -> dict[str, Any]:
+                       rounds: int, *, apart: bool = False) -> dict[str, Any]:
     raws: list[float] = []
     rebuilds: list[dict[str, Any]] = []
     for n in range(rounds):
@@ -242,7 +244,8 @@ def _measure_set_based(bootstrap: str, topic: str, sent: int, folder: Path, data
         target = data_dir if n == rounds - 1 else folder / f"replay-{n}-set-based"
         target.mkdir(exist_ok=True)
         log(f"replay round {n + 1}: set-based rebuild of all projections")
-        seconds, samples = set_based_replay(Settings(data_dir=target), bootstrap, topic)
+        seconds, samples = set_based_replay(Settings(data_dir=target), bootstrap, topic,
+                                            apart=apart)
         rebuilds.append(_set_based_figures(sent, seconds, samples))
         log(f"  raw {raws[-1]:,.0f} rec/s, set-based {rebuilds[-1]['records_per_s']:,} rec/s, "
             f"resident memory peak {rebuilds[-1]['rss_mb_peak']:,} MB")
@@ -264,6 +267,21 @@ def _csv_text(header: list[str], rows: list[list[str]]) -> str:
 def _peak_mb(pid: int) -> float | None:
     """The process's peak resident set since its exec (VmHWM), or None once it is gone."""
     return _status_mb(pid, "VmHWM")
+
+
+def _tree_rss_mb(pid: int) -> float | None:
+    """VmRSS of the process and its children (the set-based rebuild's placement pass runs
+    in one, decision 076), or None once the process is gone."""
+    own = _status_mb(pid, "VmRSS")
+    if own is None:
+        return None
+    children: list[str] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+    except OSError:
+        pass
+    return own + sum(_status_mb(int(c), "VmRSS") or 0.0 for c in children)
 
 
 def _status_mb(pid: int, field: str) -> float | None:
@@ -291,7 +309,8 @@ def _wbl(data_dir: Path, *args: str, timeout: float | None = None,
     """Run ``wbl ARGS`` on ``data_dir``; (seconds, peak RSS MB, stderr tail). The peak is
     VmHWM read every 50 ms (``ru_maxrss`` would count the parent's pages the child had
     between fork and exec). Past ``timeout`` the child is stopped and ``TimedOut`` raised.
-    ``rss_samples``: the child's VmRSS is appended to it once a second, from a second in."""
+    ``rss_samples``: the child's VmRSS (with its own children's) is appended to it once a
+    second, from a second in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
     env.update({"WBL_DATA_DIR": str(data_dir), **(env_extra or {})})
     with tempfile.TemporaryFile() as err_file:
@@ -304,7 +323,7 @@ def _wbl(data_dir: Path, *args: str, timeout: float | None = None,
             peak = max(peak, _peak_mb(process.pid) or 0.0)
             if rss_samples is not None and time.perf_counter() - last_sample >= 1.0:
                 last_sample = time.perf_counter()
-                rss = _status_mb(process.pid, "VmRSS")
+                rss = _tree_rss_mb(process.pid)
                 if rss is not None:
                     rss_samples.append(rss)
             if timeout is not None and time.perf_counter() - started > timeout:
@@ -609,9 +628,11 @@ def main() -> None:
     parser.add_argument("--prefetch", choices=["off", "on", "both"], default="both",
                         help="replays in one process, fetching in a child process, or both "
                              "(decision 063)")
-    parser.add_argument("--replay", choices=["folds", "set-based"], default="folds",
+    parser.add_argument("--replay", choices=["folds", "set-based", "set-based-apart"],
+                        default="folds",
                         help="rebuild the read models with the live projector's folds, or "
-                             "with the set-based rebuild (decision 065)")
+                             "with the set-based rebuild (decision 065), its placement pass "
+                             "in a child process with set-based-apart (decision 076)")
     parser.add_argument("--keep", type=Path,
                         help="work in this folder and keep it (the generated store, vault and "
                              "replayed read models: a report can be timed on them again)")

@@ -77,13 +77,19 @@ def personal_data_engine(settings: Settings) -> Engine:
 
 def _engine(database_url: str | None, settings: Settings, sqlite_file: str) -> Engine:
     if database_url:
-        url = make_url(database_url).set(drivername="postgresql+psycopg")
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return engine_for_url(make_url(database_url).set(
+            drivername="postgresql+psycopg").render_as_string(hide_password=False))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        f"sqlite:///{settings.data_dir / sqlite_file}",
-        connect_args={"timeout": 10, "check_same_thread": False},
-    )
+    return engine_for_url(f"sqlite:///{settings.data_dir / sqlite_file}")
+
+
+def engine_for_url(url: str) -> Engine:
+    """An engine on a URL one of ``_engine``'s made (``engine.url``, password included):
+    the same options and SQLite pragmas, for a process that is handed only the URL (the
+    set-based rebuild's placement pass, decision 076)."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -186,6 +186,10 @@ class Settings(BaseSettings):
         "rebuild keeps in memory; the ones used longest ago wait in a temporary table "
         "(decision 073).",
     )
+    rebuild_placements_apart: bool = Field(
+        False, description="A set-based rebuild folds the placements' read models in a "
+        "child process, beside the audit trail's pass, on a second core (decision 076).",
+    )
     audit_checkpoint_topic: str = Field(
         "wbl.audit-checkpoints.v1",
         description="Topic the signed checkpoints of the audit trail's global chain head are "

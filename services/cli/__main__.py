@@ -2,4 +2,5 @@
 
 from services.cli import app
 
-app()
+if __name__ == "__main__":  # not when a child process started with ``spawn`` imports it
+    app()

@@ -82,7 +82,8 @@ def _run(names: list[str] | None, *, swap: bool, quiet: bool,
         try:
             rebuild = Rebuild(engine, bootstrap=servers, topic=settings.topic,
                               names=list(names or []) or None, set_based=set_based,
-                              heads_in_memory=settings.rebuild_heads_in_memory)
+                              heads_in_memory=settings.rebuild_heads_in_memory,
+                              placements_apart=settings.rebuild_placements_apart)
         except ValueError as error:
             typer.echo(str(error), err=True)
             raise typer.Exit(2) from error
@@ -108,8 +109,10 @@ def _how(result: RebuildResult) -> str:
     figures = result.set_based
     if figures is None:
         return ""
+    apart = ("; the placements' read models folded in a child process"
+             if "placements_apart" in figures.seconds else "")
     return (f" (set-based: {figures.staged} records staged, "
-            f"{figures.distinct} distinct events computed set-wise)")
+            f"{figures.distinct} distinct events computed set-wise{apart})")
 
 
 @projections_app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ from infra.consumer import (
 )
 from projections.registry import REGISTRY, Projection
 from projections.tables import applied_versions, consumer_positions, metadata, projection_swaps
-from services.workers import set_rebuild
+from services.workers import set_rebuild, set_rebuild_apart
 from services.workers.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,16 @@ class Rebuild:
                  names: list[str] | None = None, live_consumer: str = "live",
                  poll_timeout_ms: int = 200, set_based: bool = False,
                  bulk_read: bool = True,
-                 heads_in_memory: int = set_rebuild.HEADS_IN_MEMORY) -> None:
+                 heads_in_memory: int = set_rebuild.HEADS_IN_MEMORY,
+                 placements_apart: bool = False) -> None:
         """``set_based``: load the records up to the live positions into a staging table
         and compute the fresh tables from it in one ordered pass per read model
         (``services/workers/set_rebuild.py``, decision 065), before the usual catch-up;
         ``bulk_read``: stage them through librdkafka (decision 070), not kafka-python;
         ``heads_in_memory``: the audit trail's chain heads the set-based pass keeps in
-        memory, the rest in a temporary table (decision 073)."""
+        memory, the rest in a temporary table (decision 073); ``placements_apart``: the
+        set-based placement pass in a child process beside the audit trail's (decision
+        076; needs ``bulk_read``)."""
         unknown = [n for n in names or [] if n not in PROJECTION_KINDS]
         if unknown:
             raise ValueError(f"unknown projection(s): {', '.join(unknown)}; known: "
@@ -107,6 +111,7 @@ class Rebuild:
         self.set_based = set_based
         self.bulk_read = bulk_read
         self.heads_in_memory = heads_in_memory
+        self.placements_apart = placements_apart and bulk_read
         self.suffix = f"__r{uuid.uuid4().hex[:8]}"
         self.md = MetaData()
         self.fresh: dict[str, tuple[Projection, list[Table]]] = {
@@ -245,34 +250,63 @@ class Rebuild:
         stage = set_rebuild.stage_table_name(self.suffix)
         with self.engine.connect() as conn:
             targets = self._live_positions(conn)
-        # The staging table is a temporary table of this one connection, held for the load.
-        with self.engine.connect() as staging:
-            set_rebuild.create_stage(staging, stage)
-            try:
-                started = time.perf_counter()
+        fresh_tables = [t for _, tables in self.fresh.values() for t in tables]
+        set_rebuild.drop_secondary_indexes(self.engine, fresh_tables)
+        apart = self._start_placements_apart(targets, deadline)
+        try:
+            # The staging table is a temporary table of this one connection, held for the
+            # load.
+            with self.engine.connect() as staging:
+                set_rebuild.create_stage(staging, stage)
                 try:
-                    staged = set_rebuild.stage_records(
-                        staging, stage, reader, targets,
-                        poll_timeout_ms=self.projector.poll_timeout_ms, deadline=deadline,
-                        on_progress=on_progress,
-                        bulk_from=self.bootstrap if self.bulk_read else None)
-                except TimeoutError as error:
-                    raise RebuildFailed(str(error)) from error
-                staging_seconds = time.perf_counter() - started
-                fresh_tables = [t for _, tables in self.fresh.values() for t in tables]
-                try:
-                    figures = set_rebuild.load(
-                        self.engine, staging, stage, [p for p, _ in self.fresh.values()],
-                        fresh_tables, self.projector.consumer_name,
-                        heads_in_memory=self.heads_in_memory)
-                except set_rebuild.StagedGap as error:
-                    raise RebuildFailed(f"the topic is missing events ({error}): let the "
-                                        f"relay refill it, then rebuild again") from error
-            finally:
-                set_rebuild.drop_stage(staging, stage)
+                    started = time.perf_counter()
+                    try:
+                        staged = set_rebuild.stage_records(
+                            staging, stage, reader, targets,
+                            poll_timeout_ms=self.projector.poll_timeout_ms, deadline=deadline,
+                            on_progress=on_progress,
+                            bulk_from=self.bootstrap if self.bulk_read else None)
+                    except TimeoutError as error:
+                        raise RebuildFailed(str(error)) from error
+                    staging_seconds = time.perf_counter() - started
+                    try:
+                        figures = set_rebuild.load(
+                            self.engine, staging, stage,
+                            [p for p, _ in self.fresh.values()], fresh_tables,
+                            self.projector.consumer_name,
+                            heads_in_memory=self.heads_in_memory,
+                            placements_elsewhere=None if apart is None else apart.result)
+                    except set_rebuild.StagedGap as error:
+                        raise RebuildFailed(f"the topic is missing events ({error}): let "
+                                            f"the relay refill it, then rebuild again"
+                                            ) from error
+                    except set_rebuild_apart.PlacementPassFailed as error:
+                        raise RebuildFailed(str(error)) from error
+                finally:
+                    set_rebuild.drop_stage(staging, stage)
+        finally:
+            if apart is not None:
+                apart.stop()
         figures.staged = staged
         figures.seconds = {"staging": staging_seconds, **figures.seconds}
         return figures
+
+    def _placement_pass_names(self) -> tuple[str, ...]:
+        return tuple(n for n, (p, _) in self.fresh.items()
+                     if isinstance(p, set_rebuild.PLACEMENT_PASS_PROJECTIONS))
+
+    def _start_placements_apart(self, targets: dict[int, int], deadline: float
+                                ) -> set_rebuild_apart.PlacementsApart | None:
+        """The placement pass's child, started, when asked for and there is a pass to run
+        (decision 076); it reads the topic itself, up to the same ``targets``."""
+        names = self._placement_pass_names()
+        if not self.placements_apart or not names:
+            return None
+        return set_rebuild_apart.PlacementsApart(set_rebuild_apart.PlacementJob(
+            database_url=self.engine.url.render_as_string(hide_password=False),
+            bootstrap=self.bootstrap, topic=self.topic, targets=dict(targets),
+            suffix=self.suffix, names=names,
+            deadline_seconds=max(1.0, deadline - time.monotonic()), parent_pid=os.getpid()))
 
     def _lock(self, conn: Connection, swap: bool) -> None:
         """Hold off the live projector for the rest of this transaction.

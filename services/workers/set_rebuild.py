@@ -77,9 +77,13 @@ STAGE_COLUMNS = ("event_id", "event_type", "aggregate_type", "aggregate_id",
 """In the order of ``infra.consumer.Fields`` plus the body: a staged row is a record's
 fields and body as ``TopicReader.poll_raw`` gives them, and ``envelope_of`` reads it back."""
 
-_PLACEMENT_PASS_AGGREGATES = ("Placement", "Opportunity", "ApprenticeshipProgram")
+PLACEMENT_PASS_AGGREGATES = ("Placement", "Opportunity", "ApprenticeshipProgram")
 """Whose events the transcripts, the apprenticeship hours and the opportunities fold (the
 audit trail, which takes every event, has a pass of its own)."""
+
+PLACEMENT_PASS_PROJECTIONS = (TranscriptProjection, ApprenticeshipHoursProjection,
+                              OpportunityProjection)
+"""The projections ``load_placement_models`` makes."""
 
 
 class StagedGap(RuntimeError):
@@ -323,7 +327,7 @@ def load_placement_models(engine: Engine, staging: Connection, stage: str,
         return 0
     writer = _Writer(engine)
     credentials = _Credentials()
-    kinds = ", ".join(f"'{t}'" for t in _PLACEMENT_PASS_AGGREGATES)
+    kinds = ", ".join(f"'{t}'" for t in PLACEMENT_PASS_AGGREGATES)
     where = f"WHERE aggregate_type IN ({kinds})"
     read = 0
     for events in _aggregates(staging, stage, where):
@@ -544,32 +548,47 @@ def secondary_indexes(tables: Sequence[Table]) -> list[Index]:
     return [index for table in tables for index in table.indexes]
 
 
+def drop_secondary_indexes(engine: Engine, tables: Sequence[Table]) -> None:
+    """Before any row goes into the fresh tables: ``load`` builds the indexes after the
+    rows are in (one sort each instead of a B-tree insertion per row). Done before the
+    placement pass's child starts (decision 076), so that no write of the child's waits on
+    (or, on PostgreSQL, deadlocks with) the drop's locks."""
+    with engine.begin() as conn:
+        for index in secondary_indexes(tables):
+            conn.execute(text(f"DROP INDEX {index.name}"))
+
+
 def load(engine: Engine, staging: Connection, stage: str, projections: Sequence[Projection],
-         tables: Sequence[Table], consumer: str, *, heads_in_memory: int = HEADS_IN_MEMORY
+         tables: Sequence[Table], consumer: str, *, heads_in_memory: int = HEADS_IN_MEMORY,
+         placements_elsewhere: Callable[[], dict[str, float]] | None = None
          ) -> SetBasedFigures:
-    """Compute every fresh read model among ``projections`` from the staged records, with
-    their secondary indexes built after the rows are in (one sort each instead of a B-tree
-    insertion per row); then the rebuild consumer's versions."""
+    """Compute every fresh read model among ``projections`` from the staged records (their
+    secondary indexes dropped first: ``drop_secondary_indexes``), build the indexes once
+    the rows are in, then record the rebuild consumer's versions.
+    ``placements_elsewhere``: the placement pass runs in another process (decision 076);
+    called after the audit trail, it waits for that pass and gives its figures."""
     figures = SetBasedFigures()
-    indexes = secondary_indexes(tables)
     paused = gc.isenabled()
     if paused:
         gc.disable()
     try:
         started = time.perf_counter()
-        with engine.begin() as conn:
-            for index in indexes:
-                conn.execute(text(f"DROP INDEX {index.name}"))
-        load_placement_models(engine, staging, stage, projections)
-        figures.seconds["placements"] = time.perf_counter() - started
+        if placements_elsewhere is None:
+            load_placement_models(engine, staging, stage, projections)
+            figures.seconds["placements"] = time.perf_counter() - started
         started = time.perf_counter()
         audit = next((p for p in projections if isinstance(p, AuditTrailProjection)), None)
         if audit is not None:
             load_audit_trail(engine, staging, stage, audit, heads_in_memory=heads_in_memory)
         figures.seconds["audit_trail"] = time.perf_counter() - started
+        if placements_elsewhere is not None:
+            started = time.perf_counter()
+            apart = placements_elsewhere()
+            figures.seconds["placements_apart"] = apart["seconds"]
+            figures.seconds["waited_for_placements"] = time.perf_counter() - started
         started = time.perf_counter()
         with engine.begin() as conn:
-            for index in indexes:
+            for index in secondary_indexes(tables):
                 index.create(conn)
         figures.seconds["indexes"] = time.perf_counter() - started
         started = time.perf_counter()

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,18 +67,21 @@ def test_set_based_rebuild_equals_the_python_folds_while_live_keeps_serving(
         # events keep arriving while the set-based check stages and computes: the live
         # projector applies them, the check catches up with the Python folds and compares;
         # with room for 7 chain heads, nearly every aggregate's head goes to the temporary
-        # table and comes back from it (decision 073)
+        # table and comes back from it (decision 073); the placement pass runs in a child
+        # process of its own (decision 076), the rebuild below in one process
         writer = threading.Thread(target=publish, args=(kafka_bootstrap, topic_name, rest),
                                   kwargs={"duplicates": 0.05, "seed": 3})
         writer.start()
         checked = _wbl(store_settings, kafka_bootstrap, topic_name,
                        "projections", "check", "--set-based", "--quiet",
-                       env_extra={"WBL_REBUILD_HEADS_IN_MEMORY": "7"})
+                       env_extra={"WBL_REBUILD_HEADS_IN_MEMORY": "7",
+                                  "WBL_REBUILD_PLACEMENTS_APART": "true"})
         writer.join()
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "rebuilt == live for opportunities, transcripts, apprenticeship_hours, " \
                "audit_trail" in checked.stdout
         assert "set-based:" in checked.stdout
+        assert "placements' read models folded in a child process" in checked.stdout
         for table in ("transcript_experience", "transcript_hour_entry",
                       "transcript_credential", "apprenticeship_hours_placement",
                       "apprenticeship_hours_entry", "audit_entry", "audit_chain_head",
@@ -140,11 +144,15 @@ def test_a_set_based_rebuild_of_an_empty_topic_swaps_in_empty_tables(
     assert _leftovers(engine) == []
 
 
+@pytest.mark.parametrize("apart", ["false", "true"], ids=["one-process", "placements-apart"])
 def test_a_gap_on_the_topic_refuses_the_set_based_rebuild_and_leaves_nothing(
     engine: Engine, store_settings: Settings, kafka_bootstrap: str, topic_name: str,
+    apart: str,
 ) -> None:
     """One event missing from the topic: the set-based rebuild stops as the projector would
-    (it never skips a version), says why, and leaves no staging or fresh table behind."""
+    (it never skips a version), says why, and leaves no staging or fresh table behind; also
+    when the placement pass, which finds the gap (an hours approval), runs in a child
+    process (decision 076)."""
     history = list(StateYear(1000, seed=9).envelopes())
     missing = next(e for e in history if e.event_type == "HoursApproved")
     create_topic(kafka_bootstrap, topic_name, partitions=1)
@@ -155,7 +163,8 @@ def test_a_gap_on_the_topic_refuses_the_set_based_rebuild_and_leaves_nothing(
             consumer="live", topic=topic_name, partition=0, next_offset=sent,
             last_event_id=None))
     done = _wbl(store_settings, kafka_bootstrap, topic_name,
-                "projections", "rebuild", "--set-based", "--quiet")
+                "projections", "rebuild", "--set-based", "--quiet",
+                env_extra={"WBL_REBUILD_PLACEMENTS_APART": apart})
     assert done.returncode == 1, done.stdout + done.stderr
     assert "missing events" in done.stdout + done.stderr
     assert missing.aggregate_id in done.stdout + done.stderr
@@ -190,3 +199,83 @@ def test_a_position_missing_without_a_version_gap_stops_the_global_chain_as_live
             "SELECT min(position), count(*) FROM audit_entry WHERE global_hash IS NULL")).one()
     assert tuple(unchained) == (missing.position + 1, len(history) - missing.position)
     assert _leftovers(engine) == []
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
+def test_the_placement_pass_child_ends_when_the_rebuild_is_killed(
+    engine: Engine, store_settings: Settings, kafka_bootstrap: str, topic_name: str,
+) -> None:
+    """``kill -9`` of ``wbl projections rebuild --set-based`` while its placement pass runs
+    in a child process (decision 076): the child does not outlive it (it would go on
+    writing into tables nobody will swap in), and the next rebuild succeeds."""
+    history = list(StateYear(30_000, seed=12).envelopes())
+    create_topic(kafka_bootstrap, topic_name, partitions=1)
+    sent = publish(kafka_bootstrap, topic_name, history)
+    metadata.create_all(engine)
+    with engine.begin() as conn:  # a live projector that claims to be at the topic's end
+        conn.execute(insert(consumer_positions).values(
+            consumer="live", topic=topic_name, partition=0, next_offset=sent,
+            last_event_id=None))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WBL_")}
+    env.update({"WBL_DATA_DIR": str(store_settings.data_dir), "WBL_LOG_LEVEL": "WARNING",
+                "WBL_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WBL_TOPIC": topic_name,
+                "WBL_REBUILD_PLACEMENTS_APART": "true"})
+    if store_settings.database_url:
+        env["WBL_DATABASE_URL"] = store_settings.database_url
+    rebuild = subprocess.Popen([sys.executable, "-m", "services.cli", "projections",
+                                "rebuild", "--set-based", "--quiet"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        children: list[int] = []
+        while not children and rebuild.poll() is None and time.monotonic() < deadline:
+            children = [c for c in _children(rebuild.pid)
+                        if b"spawn_main" in (Path("/proc") / str(c) / "cmdline").read_bytes()
+                        and b"resource_tracker" not in
+                        (Path("/proc") / str(c) / "cmdline").read_bytes()]
+            time.sleep(0.05)
+        assert children, "the placement pass's child process was not seen"
+        # The fresh tables held, so that the child cannot finish its work by itself
+        # meanwhile: its next write waits (on SQLite for its busy timeout, 10 s).
+        with engine.begin() as holder:
+            if holder.dialect.name == "postgresql":
+                fresh = [n for n in inspect(holder).get_table_names() if "__r" in n]
+                holder.execute(text(f"LOCK TABLE {', '.join(fresh)} IN ACCESS EXCLUSIVE MODE"))
+            else:
+                holder.execute(text("DELETE FROM consumer_positions WHERE consumer = 'none'"))
+            rebuild.kill()
+            rebuild.wait()
+            gone_by = time.monotonic() + 3
+            while any(_alive(c) for c in children) and time.monotonic() < gone_by:
+                time.sleep(0.05)
+            assert not any(_alive(c) for c in children)
+    finally:
+        if rebuild.poll() is None:
+            rebuild.kill()
+    again = _wbl(store_settings, kafka_bootstrap, topic_name,
+                 "projections", "rebuild", "--set-based", "--quiet",
+                 env_extra={"WBL_REBUILD_PLACEMENTS_APART": "true"})
+    assert again.returncode == 0, again.stdout + again.stderr
