@@ -187,8 +187,9 @@ class Settings(BaseSettings):
         "(decision 073).",
     )
     rebuild_placements_apart: bool = Field(
-        False, description="A set-based rebuild folds the placements' read models in a "
-        "child process, beside the audit trail's pass, on a second core (decision 076).",
+        True, description="A set-based rebuild folds the placements' read models in a "
+        "child process, beside the audit trail's pass, on a second core (decision 076); "
+        "false on a machine with one core.",
     )
     audit_checkpoint_topic: str = Field(
         "wbl.audit-checkpoints.v1",

@@ -252,7 +252,7 @@ class Rebuild:
             targets = self._live_positions(conn)
         fresh_tables = [t for _, tables in self.fresh.values() for t in tables]
         set_rebuild.drop_secondary_indexes(self.engine, fresh_tables)
-        apart = self._start_placements_apart(targets, deadline)
+        apart: set_rebuild_apart.PlacementsApart | None = None
         try:
             # The staging table is a temporary table of this one connection, held for the
             # load.
@@ -269,6 +269,9 @@ class Rebuild:
                     except TimeoutError as error:
                         raise RebuildFailed(str(error)) from error
                     staging_seconds = time.perf_counter() - started
+                    # Started once the records are staged: reading the topic beside the
+                    # staging slowed both (the broker serves two readers on two cores).
+                    apart = self._start_placements_apart(targets, deadline)
                     try:
                         figures = set_rebuild.load(
                             self.engine, staging, stage,

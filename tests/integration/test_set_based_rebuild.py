@@ -89,10 +89,12 @@ def test_set_based_rebuild_equals_the_python_folds_while_live_keeps_serving(
             assert f"{table}: live" in checked.stdout and "DIFFERENT" not in checked.stdout
         wait_until_applied(engine, len(history))
         swapped = _wbl(store_settings, kafka_bootstrap, topic_name,
-                       "projections", "rebuild", "--set-based", "--quiet")
+                       "projections", "rebuild", "--set-based", "--quiet",
+                       env_extra={"WBL_REBUILD_PLACEMENTS_APART": "false"})
         assert swapped.returncode == 0, swapped.stdout + swapped.stderr
         assert "rebuilt opportunities, transcripts, apprenticeship_hours, audit_trail" \
                in swapped.stdout
+        assert "child process" not in swapped.stdout
     # the swapped-in tables against the Python folds replayed afresh, and the trail's chains
     again = _wbl(store_settings, kafka_bootstrap, topic_name, "projections", "check",
                  "--quiet")
