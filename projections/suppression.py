@@ -473,12 +473,16 @@ class _Program:
             return "optimal", -value if highest else value, solver.getSolution().col_value
         return self._milp(i, highest, whole=False)
 
+    def _constraints(self) -> list[LinearConstraint]:
+        """The relations as ``milp`` takes them (none when the group has no row)."""
+        return [LinearConstraint(self.matrix.astype(float), self.float_lower,
+                                 self.float_upper)] if len(self.row_lower) else []
+
     def _milp(self, i: int, highest: bool, whole: bool) -> tuple[str, float, Any]:
         n = len(self.keys)
         c = np.zeros(n)
         c[i] = -1.0 if highest else 1.0
-        constraints = [LinearConstraint(self.matrix.astype(float), self.float_lower,
-                                        self.float_upper)] if len(self.row_lower) else []
+        constraints = self._constraints()
         # Presolve off for the relaxation: with it, HiGHS (1.12) answered "infeasible" for
         # an unbounded relaxation here, and "optimal" at 727 for an unbounded integer
         # program; the integer program is only asked when the relaxation is bounded.
@@ -502,8 +506,7 @@ class _Program:
         n = len(self.keys)
         c = np.zeros(n)
         c[i] = -1.0 if highest else 1.0
-        constraints = [LinearConstraint(self.matrix.astype(float), self.float_lower,
-                                        self.float_upper)] if len(self.row_lower) else []
+        constraints = self._constraints()
         self.programs["integer"] += 1
         found = milp(c, constraints=constraints, bounds=Bounds(self.col_lower, self.col_upper),
                      integrality=np.ones(n),
@@ -536,8 +539,7 @@ class _Program:
         cost[targets] = -1.0
         upper = np.full(n, np.inf)
         upper[targets] = caps
-        constraints = [LinearConstraint(self.matrix.astype(float), self.float_lower,
-                                        self.float_upper)] if len(self.row_lower) else []
+        constraints = self._constraints()
         self.programs["integer"] += 1
         found = milp(cost, constraints=constraints, bounds=Bounds(np.ones(n), upper),
                      integrality=np.ones(n),

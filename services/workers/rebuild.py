@@ -294,15 +294,12 @@ class Rebuild:
         figures.seconds = {"staging": staging_seconds, **figures.seconds}
         return figures
 
-    def _placement_pass_names(self) -> tuple[str, ...]:
-        return tuple(n for n, (p, _) in self.fresh.items()
-                     if isinstance(p, set_rebuild.PLACEMENT_PASS_PROJECTIONS))
-
     def _start_placements_apart(self, targets: dict[int, int], deadline: float
                                 ) -> set_rebuild_apart.PlacementsApart | None:
         """The placement pass's child, started, when asked for and there is a pass to run
         (decision 076); it reads the topic itself, up to the same ``targets``."""
-        names = self._placement_pass_names()
+        names = tuple(n for n, (p, _) in self.fresh.items()
+                      if isinstance(p, set_rebuild.PLACEMENT_PASS_PROJECTIONS))
         if not self.placements_apart or not names:
             return None
         return set_rebuild_apart.PlacementsApart(set_rebuild_apart.PlacementJob(

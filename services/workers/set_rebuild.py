@@ -141,15 +141,10 @@ def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dic
     last_ids: dict[int, str] = {}
     offsets = {p: 0 for p in targets}
     pending: list[tuple[Any, ...]] = []
-    p = _param(conn)
-    sql = (f"INSERT INTO {name} ({', '.join(STAGE_COLUMNS)}) VALUES "
-           f"({', '.join([p] * len(STAGE_COLUMNS))})")
 
     def flush() -> None:
-        if pending:
-            conn.exec_driver_sql(sql, pending)
-            conn.commit()
-            pending.clear()
+        append_staged(conn, name, pending)
+        pending.clear()
 
     if on_progress is not None:
         on_progress(0, total)
@@ -179,6 +174,16 @@ def stage_records(conn: Connection, name: str, reader: TopicReader, targets: dic
     for tp in reader.tps:
         reader.consumer.seek(tp, reader.positions[tp.partition].next_offset)
     return staged
+
+
+def append_staged(conn: Connection, name: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Staged rows (``STAGE_COLUMNS``) appended to ``name`` on ``conn``, committed."""
+    if not rows:
+        return
+    p = _param(conn)
+    conn.exec_driver_sql(f"INSERT INTO {name} ({', '.join(STAGE_COLUMNS)}) VALUES "
+                         f"({', '.join([p] * len(STAGE_COLUMNS))})", list(rows))
+    conn.commit()
 
 
 def _kafka_python_batches(reader: TopicReader, targets: dict[int, int],

@@ -34,9 +34,6 @@ from projections.registry import REGISTRY
 from services.workers import set_rebuild
 from services.workers.supervisor import PARENT_PID, bind_to_parent
 
-STAGE_ROWS = 20_000
-"""Rows per ``executemany`` into the child's staging table (as ``set_rebuild.FLUSH_ROWS``)."""
-
 
 @dataclass(frozen=True)
 class PlacementJob:
@@ -59,10 +56,6 @@ class PlacementJob:
 def stage_placement_records(conn: Any, name: str, job: PlacementJob) -> int:
     """The records below ``job.targets`` of placements, opportunities and programs, read
     through librdkafka, appended to ``name`` on ``conn``; returns how many."""
-    p = set_rebuild._param(conn)
-    columns = set_rebuild.STAGE_COLUMNS
-    sql = (f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
-           f"({', '.join([p] * len(columns))})")
     wanted = set(set_rebuild.PLACEMENT_PASS_AGGREGATES)
     staged = 0
     pending: list[tuple[Any, ...]] = []
@@ -71,16 +64,12 @@ def stage_placement_records(conn: Any, name: str, job: PlacementJob) -> int:
                                        deadline=deadline):
         pending.extend((*fields, value) for _, _, fields, value in batch
                        if fields[2] in wanted)
-        if len(pending) >= STAGE_ROWS:
-            conn.exec_driver_sql(sql, pending)
-            conn.commit()
+        if len(pending) >= set_rebuild.FLUSH_ROWS:
+            set_rebuild.append_staged(conn, name, pending)
             staged += len(pending)
             pending.clear()
-    if pending:
-        conn.exec_driver_sql(sql, pending)
-        conn.commit()
-        staged += len(pending)
-    return staged
+    set_rebuild.append_staged(conn, name, pending)
+    return staged + len(pending)
 
 
 def run_placement_pass(job: PlacementJob) -> dict[str, float]:
