@@ -62,14 +62,15 @@ class EvaluationsOut(BaseModel):
 
 
 @router.post("", status_code=201, response_model=CommandAccepted)
-def evaluate_placement(placement_id: UUID, body: EvaluatePlacement, ledger: LedgerDep,
-                       actor: ActorDep, response: Response, if_match: IfMatch = None,
-                       idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def evaluate_placement(placement_id: UUID, body: EvaluatePlacement, ledger: LedgerDep,
+                             actor: ActorDep, response: Response, if_match: IfMatch = None,
+                             idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``PlacementEvaluated``; ``created_id`` is the evaluation's id."""
-    result = ledger.evaluate_placement(
-        actor, placement_id, scores=body.scores, evaluator_role=body.evaluator_role.value,
-        stage=body.stage.value, comments=body.comments, evaluated_on=body.evaluated_on,
-        expected_version=expected_version(if_match))
+    result = await run_in_threadpool(
+        lambda: ledger.evaluate_placement(
+           actor, placement_id, scores=body.scores, evaluator_role=body.evaluator_role.value,
+           stage=body.stage.value, comments=body.comments, evaluated_on=body.evaluated_on,
+           expected_version=expected_version(if_match)))
     return accepted(response, result, f"/placements/{placement_id}/evaluations")
 
 

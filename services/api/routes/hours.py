@@ -172,12 +172,13 @@ def _shape(body: LogHours) -> dict[str, Any]:
 
 @router.post("/placements/{placement_id}/hours", status_code=201,
              response_model=CommandAccepted)
-def log_hours(placement_id: UUID, body: LogHours, ledger: LedgerDep, actor: ActorDep,
-              response: Response, if_match: IfMatch = None,
-              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def log_hours(placement_id: UUID, body: LogHours, ledger: LedgerDep, actor: ActorDep,
+                    response: Response, if_match: IfMatch = None,
+                    idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``HoursLogged``; ``created_id`` is the new entry's id."""
-    result = ledger.log_hours(actor, placement_id, expected_version=expected_version(if_match),
-                              **_shape(body))
+    result = await run_in_threadpool(
+        lambda: ledger.log_hours(actor, placement_id, expected_version=expected_version(if_match),
+                                 **_shape(body)))
     return accepted(response, result, f"/placements/{placement_id}/hours")
 
 
@@ -200,37 +201,40 @@ async def list_hours(
 
 @router.post("/placements/{placement_id}/hours/{entry_id}/approve",
              response_model=CommandAccepted)
-def approve_hours(placement_id: UUID, ledger: LedgerDep, actor: ActorDep, response: Response,
-                  entry_id: str = EntryId, body: ApproveHours | None = None,
-                  if_match: IfMatch = None, idempotency_key: IdempotencyKey = None
-                  ) -> CommandAccepted:
+async def approve_hours(placement_id: UUID, ledger: LedgerDep, actor: ActorDep, response: Response,
+                        entry_id: str = EntryId, body: ApproveHours | None = None,
+                        if_match: IfMatch = None, idempotency_key: IdempotencyKey = None
+                        ) -> CommandAccepted:
     """Record ``HoursApproved``: only the placement's supervisor, never their own hours."""
-    result = ledger.approve_hours(actor, placement_id, entry_id=entry_id,
-                                  approved_on=body.approved_on if body else None,
-                                  expected_version=expected_version(if_match))
+    result = await run_in_threadpool(
+        lambda: ledger.approve_hours(actor, placement_id, entry_id=entry_id,
+                                     approved_on=body.approved_on if body else None,
+                                     expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/placements/{placement_id}/hours/{entry_id}/reject",
              response_model=CommandAccepted)
-def reject_hours(placement_id: UUID, body: RejectHours, ledger: LedgerDep, actor: ActorDep,
-                 response: Response, entry_id: str = EntryId, if_match: IfMatch = None,
-                 idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def reject_hours(placement_id: UUID, body: RejectHours, ledger: LedgerDep, actor: ActorDep,
+                       response: Response, entry_id: str = EntryId, if_match: IfMatch = None,
+                       idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``HoursRejected``; the minutes stop counting toward the learner's day."""
-    result = ledger.reject_hours(actor, placement_id, entry_id=entry_id, reason=body.reason,
-                                 rejected_on=body.rejected_on,
-                                 expected_version=expected_version(if_match))
+    result = await run_in_threadpool(
+        lambda: ledger.reject_hours(actor, placement_id, entry_id=entry_id, reason=body.reason,
+                                    rejected_on=body.rejected_on,
+                                    expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/placements/{placement_id}/hours/{entry_id}/correct", status_code=201,
              response_model=CommandAccepted)
-def correct_hours(placement_id: UUID, body: CorrectHours, ledger: LedgerDep, actor: ActorDep,
-                  response: Response, entry_id: str = EntryId, if_match: IfMatch = None,
-                  idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def correct_hours(placement_id: UUID, body: CorrectHours, ledger: LedgerDep, actor: ActorDep,
+                        response: Response, entry_id: str = EntryId, if_match: IfMatch = None,
+                        idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``HoursCorrected``: a new entry (``created_id``) replaces ``entry_id``."""
-    result = ledger.correct_hours(actor, placement_id, entry_id=entry_id, reason=body.reason,
-                                  expected_version=expected_version(if_match), **_shape(body))
+    result = await run_in_threadpool(
+        lambda: ledger.correct_hours(actor, placement_id, entry_id=entry_id, reason=body.reason,
+                                     expected_version=expected_version(if_match), **_shape(body)))
     return accepted(response, result, f"/placements/{placement_id}/hours")
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from domain.opportunity import WBLType
 from projections.opportunities import OpportunityProjection, OpportunityView
@@ -159,35 +160,38 @@ class OpportunityOut(BaseModel):
 
 
 @router.post("", status_code=201, response_model=CommandAccepted)
-def post_opportunity(
-    body: PostOpportunity, ledger: LedgerDep, actor: ActorDep, response: Response,
-    if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> CommandAccepted:
+async def post_opportunity(
+          body: PostOpportunity, ledger: LedgerDep, actor: ActorDep, response: Response,
+          if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
+      ) -> CommandAccepted:
     """Record ``OpportunityPosted``. Answers the event's position for read-your-writes."""
-    result = ledger.post_opportunity(actor, expected_version=expected_version(if_match),
-                                     **body.model_dump())
+    result = await run_in_threadpool(
+        lambda: ledger.post_opportunity(actor, expected_version=expected_version(if_match),
+                                        **body.model_dump()))
     return accepted(response, result, f"/opportunities/{result.aggregate_id}")
 
 
 @router.post("/{opportunity_id}/revise", response_model=CommandAccepted)
-def revise_opportunity(
-    opportunity_id: UUID, body: ReviseOpportunity, ledger: LedgerDep, actor: ActorDep,
-    response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> CommandAccepted:
+async def revise_opportunity(
+          opportunity_id: UUID, body: ReviseOpportunity, ledger: LedgerDep, actor: ActorDep,
+          response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
+      ) -> CommandAccepted:
     """Record ``OpportunityRevised`` (refused when closed, or when nothing changes)."""
-    result = ledger.revise_opportunity(actor, opportunity_id,
-                                       expected_version=expected_version(if_match),
-                                       **body.model_dump())
+    result = await run_in_threadpool(
+        lambda: ledger.revise_opportunity(actor, opportunity_id,
+                                          expected_version=expected_version(if_match),
+                                          **body.model_dump()))
     return accepted(response, result, f"/opportunities/{result.aggregate_id}")
 
 
 @router.post("/{opportunity_id}/close", response_model=CommandAccepted)
-def close_opportunity(
-    opportunity_id: UUID, body: CloseOpportunity, ledger: LedgerDep, actor: ActorDep,
-    response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
-) -> CommandAccepted:
-    result = ledger.close_opportunity(actor, opportunity_id, reason=body.reason,
-                                      expected_version=expected_version(if_match))
+async def close_opportunity(
+          opportunity_id: UUID, body: CloseOpportunity, ledger: LedgerDep, actor: ActorDep,
+          response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
+      ) -> CommandAccepted:
+    result = await run_in_threadpool(
+        lambda: ledger.close_opportunity(actor, opportunity_id, reason=body.reason,
+                                         expected_version=expected_version(if_match)))
     return accepted(response, result, f"/opportunities/{result.aggregate_id}")
 
 

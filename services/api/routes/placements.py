@@ -180,14 +180,15 @@ def _at(placement_id: UUID) -> str:
 
 
 @router.post("", status_code=201, response_model=CommandAccepted)
-def match_learner(body: MatchLearner, ledger: LedgerDep, actor: ActorDep, response: Response,
-                  if_match: IfMatch = None, idempotency_key: IdempotencyKey = None
-                  ) -> CommandAccepted:
+async def match_learner(body: MatchLearner, ledger: LedgerDep, actor: ActorDep, response: Response,
+                        if_match: IfMatch = None, idempotency_key: IdempotencyKey = None
+                        ) -> CommandAccepted:
     """Record ``LearnerMatched``: a new placement, in the opportunity's organisation."""
     values = body.model_dump()
     opportunity_id = values.pop("opportunity_id")
-    result = ledger.match_learner(actor, opportunity_id, expected_version=expected_version(
-        if_match), **values)
+    result = await run_in_threadpool(
+        lambda: ledger.match_learner(actor, opportunity_id, expected_version=expected_version(
+           if_match), **values))
     return accepted(response, result, _at(result.aggregate_id))
 
 
@@ -200,98 +201,108 @@ async def get_placement(placement_id: UUID, ledger: LedgerDep, response: Respons
 
 
 @router.post("/{placement_id}/agreement-signatures", response_model=CommandAccepted)
-def sign_agreement(placement_id: UUID, body: SignAgreement, ledger: LedgerDep,
-                   actor: ActorDep, response: Response, if_match: IfMatch = None,
-                   idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def sign_agreement(placement_id: UUID, body: SignAgreement, ledger: LedgerDep,
+                         actor: ActorDep, response: Response, if_match: IfMatch = None,
+                         idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``AgreementSigned``: each party signs in their own name (a guardian for a
     minor)."""
-    result = ledger.sign_agreement(actor, placement_id, party=body.party.value,
-                                   signed_on=body.signed_on,
-                                   expected_version=expected_version(if_match))
+    result = await run_in_threadpool(
+        lambda: ledger.sign_agreement(actor, placement_id, party=body.party.value,
+                                      signed_on=body.signed_on,
+                                      expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/start", response_model=CommandAccepted)
-def start_placement(placement_id: UUID, body: StartPlacement, ledger: LedgerDep,
-                    actor: ActorDep, response: Response, if_match: IfMatch = None,
-                    idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = ledger.start_placement(actor, placement_id, started_on=body.started_on,
-                                    expected_version=expected_version(if_match))
+async def start_placement(placement_id: UUID, body: StartPlacement, ledger: LedgerDep,
+                          actor: ActorDep, response: Response, if_match: IfMatch = None,
+                          idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    result = await run_in_threadpool(
+        lambda: ledger.start_placement(actor, placement_id, started_on=body.started_on,
+                                       expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/suspend", response_model=CommandAccepted)
-def suspend_placement(placement_id: UUID, body: ChangeStatus, ledger: LedgerDep,
-                      actor: ActorDep, response: Response, if_match: IfMatch = None,
-                      idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = ledger.suspend_placement(actor, placement_id, reason=body.reason,
-                                      suspended_on=body.on,
-                                      expected_version=expected_version(if_match))
+async def suspend_placement(placement_id: UUID, body: ChangeStatus, ledger: LedgerDep,
+                            actor: ActorDep, response: Response, if_match: IfMatch = None,
+                            idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    result = await run_in_threadpool(
+        lambda: ledger.suspend_placement(actor, placement_id, reason=body.reason,
+                                         suspended_on=body.on,
+                                         expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/reinstate", response_model=CommandAccepted)
-def reinstate_placement(placement_id: UUID, body: ChangeStatus, ledger: LedgerDep,
-                        actor: ActorDep, response: Response, if_match: IfMatch = None,
-                        idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = ledger.reinstate_placement(actor, placement_id, reason=body.reason,
-                                        reinstated_on=body.on,
-                                        expected_version=expected_version(if_match))
+async def reinstate_placement(placement_id: UUID, body: ChangeStatus, ledger: LedgerDep,
+                              actor: ActorDep, response: Response, if_match: IfMatch = None,
+                              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    result = await run_in_threadpool(
+        lambda: ledger.reinstate_placement(actor, placement_id, reason=body.reason,
+                                           reinstated_on=body.on,
+                                           expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/withdraw", response_model=CommandAccepted)
-def withdraw_placement(placement_id: UUID, body: WithdrawPlacement, ledger: LedgerDep,
-                       actor: ActorDep, response: Response, if_match: IfMatch = None,
-                       idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = ledger.withdraw_placement(actor, placement_id, reason=body.reason,
-                                       during_probation=body.during_probation,
-                                       withdrawn_on=body.withdrawn_on,
-                                       expected_version=expected_version(if_match))
+async def withdraw_placement(placement_id: UUID, body: WithdrawPlacement, ledger: LedgerDep,
+                             actor: ActorDep, response: Response, if_match: IfMatch = None,
+                             idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    result = await run_in_threadpool(
+        lambda: ledger.withdraw_placement(actor, placement_id, reason=body.reason,
+                                          during_probation=body.during_probation,
+                                          withdrawn_on=body.withdrawn_on,
+                                          expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/complete", response_model=CommandAccepted)
-def complete_placement(placement_id: UUID, body: CompletePlacement, ledger: LedgerDep,
-                       actor: ActorDep, response: Response, if_match: IfMatch = None,
-                       idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def complete_placement(placement_id: UUID, body: CompletePlacement, ledger: LedgerDep,
+                             actor: ActorDep, response: Response, if_match: IfMatch = None,
+                             idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``PlacementCompleted``; an apprenticeship needs its on-the-job hours."""
-    result = ledger.complete_placement(actor, placement_id, completed_on=body.completed_on,
-                                       expected_version=expected_version(if_match))
+    result = await run_in_threadpool(
+        lambda: ledger.complete_placement(actor, placement_id, completed_on=body.completed_on,
+                                          expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/competency-sign-offs", response_model=CommandAccepted)
-def sign_off_competency(placement_id: UUID, body: SignOffCompetency, ledger: LedgerDep,
-                        actor: ActorDep, response: Response, if_match: IfMatch = None,
-                        idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = ledger.sign_off_competency(actor, placement_id, competency=body.competency,
-                                        signed_off_on=body.signed_off_on,
-                                        expected_version=expected_version(if_match))
+async def sign_off_competency(placement_id: UUID, body: SignOffCompetency, ledger: LedgerDep,
+                              actor: ActorDep, response: Response, if_match: IfMatch = None,
+                              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    result = await run_in_threadpool(
+        lambda: ledger.sign_off_competency(actor, placement_id, competency=body.competency,
+                                           signed_off_on=body.signed_off_on,
+                                           expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/prior-learning-credits", response_model=CommandAccepted)
-def grant_prior_learning_credit(placement_id: UUID, body: GrantPriorLearningCredit,
-                                ledger: LedgerDep, actor: ActorDep, response: Response,
-                                if_match: IfMatch = None,
-                                idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = ledger.grant_prior_learning_credit(
-        actor, placement_id, minutes=body.minutes, basis=body.basis.value,
-        work_process=body.work_process, granted_on=body.granted_on,
-        expected_version=expected_version(if_match))
+async def grant_prior_learning_credit(placement_id: UUID, body: GrantPriorLearningCredit,
+                                      ledger: LedgerDep, actor: ActorDep, response: Response,
+                                      if_match: IfMatch = None,
+                                      idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+    result = await run_in_threadpool(
+        lambda: ledger.grant_prior_learning_credit(
+           actor, placement_id, minutes=body.minutes, basis=body.basis.value,
+           work_process=body.work_process, granted_on=body.granted_on,
+           expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
 @router.post("/{placement_id}/pre-apprenticeship-credits", response_model=CommandAccepted)
-def credit_pre_apprenticeship_hours(placement_id: UUID, body: CreditPreApprenticeship,
-                                    ledger: LedgerDep, actor: ActorDep, response: Response,
-                                    if_match: IfMatch = None,
-                                    idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def credit_pre_apprenticeship_hours(placement_id: UUID, body: CreditPreApprenticeship,
+                                          ledger: LedgerDep, actor: ActorDep, response: Response,
+                                          if_match: IfMatch = None,
+                                          idempotency_key: IdempotencyKey = None
+                                          ) -> CommandAccepted:
     """Count a completed pre-apprenticeship's approved on-the-job hours toward this one."""
-    result = ledger.credit_pre_apprenticeship_hours(
-        actor, placement_id, source_placement_id=body.source_placement_id,
-        granted_on=body.granted_on, expected_version=expected_version(if_match))
+    result = await run_in_threadpool(
+        lambda: ledger.credit_pre_apprenticeship_hours(
+           actor, placement_id, source_placement_id=body.source_placement_id,
+           granted_on=body.granted_on, expected_version=expected_version(if_match)))
     return accepted(response, result)
 
 
@@ -307,14 +318,15 @@ class RecordWorkExperienceAgreement(BaseModel):
 
 
 @router.post("/{placement_id}/work-experience-agreement", response_model=CommandAccepted)
-def record_work_experience_agreement(placement_id: UUID, body: RecordWorkExperienceAgreement,
-                                     ledger: LedgerDep, actor: ActorDep, response: Response,
-                                     if_match: IfMatch = None,
-                                     idempotency_key: IdempotencyKey = None
-                                     ) -> CommandAccepted:
+async def record_work_experience_agreement(placement_id: UUID, body: RecordWorkExperienceAgreement,
+                                           ledger: LedgerDep, actor: ActorDep, response: Response,
+                                           if_match: IfMatch = None,
+                                           idempotency_key: IdempotencyKey = None
+                                           ) -> CommandAccepted:
     """Record ``WorkExperienceAgreementRecorded``: the learner's school-week limit at this
     placement becomes 23 hours while under 16."""
-    result = ledger.record_work_experience_agreement(
-        actor, placement_id, signed_on=body.signed_on, reason=body.reason,
-        expected_version=expected_version(if_match))
+    result = await run_in_threadpool(
+        lambda: ledger.record_work_experience_agreement(
+           actor, placement_id, signed_on=body.signed_on, reason=body.reason,
+           expected_version=expected_version(if_match)))
     return accepted(response, result)

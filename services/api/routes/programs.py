@@ -94,14 +94,15 @@ class ProgramOut(BaseModel):
 
 
 @router.post("", status_code=201, response_model=CommandAccepted)
-def define_program(body: DefineProgram, ledger: LedgerDep, actor: ActorDep,
-                   response: Response, if_match: IfMatch = None,
-                   idempotency_key: IdempotencyKey = None) -> CommandAccepted:
+async def define_program(body: DefineProgram, ledger: LedgerDep, actor: ActorDep,
+                         response: Response, if_match: IfMatch = None,
+                         idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``ApprenticeshipProgramDefined``."""
     details: dict[str, Any] = body.model_dump()
     details["approach"] = body.approach.value
-    result = ledger.define_program(actor, expected_version=expected_version(if_match),
-                                   **details)
+    result = await run_in_threadpool(
+        lambda: ledger.define_program(actor, expected_version=expected_version(if_match),
+                                      **details))
     return accepted(response, result, f"/programs/{result.aggregate_id}")
 
 
