@@ -1,7 +1,8 @@
 """Event store -> Kafka, in order, with nothing lost.
 
 The relay follows the store's notification log (a gap-free, ordered sequence of
-every stored event), publishes each event with the idempotent producer, and only
+every stored event), publishes each event with librdkafka's idempotent producer
+(``infra.kafka.BatchProducer``, decision 077), and only
 after the whole batch is acknowledged records how far it got, using the
 `eventsourcing` library's tracking recorder in the event store's own database.
 A crash therefore repeats at most one batch (readers deduplicate by aggregate id and
@@ -17,6 +18,7 @@ Only one relay publishes a store's events at a time: each holds the store's rela
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -25,10 +27,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from eventsourcing.persistence import PersistenceError, Tracking
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from domain.contract.cloudevents import to_record
+from domain.contract.cloudevents import OutgoingRecord, to_record
 from infra import kafka as kafka_io
 from infra.leases import Lease, LeaseLost
 from infra.settings import Settings
@@ -116,7 +117,7 @@ class Relay:
 
     # -- publishing ------------------------------------------------------------------
 
-    def publish_batch(self, producer: KafkaProducer, after: int) -> int:
+    def publish_batch(self, producer: kafka_io.BatchProducer, after: int) -> int:
         """Publish the next batch after position ``after``; return the new position."""
         notifications = self.ledger.recorder.select_notifications(
             start=after, limit=self.settings.relay_batch_size, inclusive_of_start=False
@@ -124,20 +125,14 @@ class Relay:
         if not notifications:
             return after
         started = time.time()
-        futures = []
+        batch: list[OutgoingRecord] = []
         for notification in notifications:
             domain_event = self.ledger.mapper.to_domain_event(notification)
             record = to_record(
                 domain_event, notification.topic, notification.id, self.settings.event_source
             )
-            futures.append(
-                producer.send(
-                    self.topic, key=record.key, value=record.value, headers=record.headers
-                )
-            )
-        producer.flush(timeout=30)
-        for future in futures:
-            future.get(timeout=30)  # raises if any record was not acknowledged
+            batch.append(record)
+        producer.publish(self.topic, batch)  # raises unless every record was acknowledged
         last = notifications[-1].id
         if self.settings.relay_batch_log is not None:
             self._log_batch(started, notifications[0].id, last)
@@ -158,7 +153,7 @@ class Relay:
         with self.settings.relay_batch_log.open("a") as out:
             out.write(line)
 
-    def publish_pending(self, producer: KafkaProducer, after: int) -> int:
+    def publish_pending(self, producer: kafka_io.BatchProducer, after: int) -> int:
         """Publish everything stored after ``after``; return the last position published."""
         while True:
             position = self.publish_batch(producer, after)
@@ -197,6 +192,7 @@ class Relay:
                     self._error(error)
                     log.warning("relay interrupted (%s); retrying in %.1f s",
                                 type(error).__name__, backoff)
+                    self._refresh_lag()
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
@@ -204,6 +200,11 @@ class Relay:
             self.status.running = False
             self.status.connected = False
             self.status.phase = "stopped"
+
+    def _refresh_lag(self) -> None:
+        """Keep the lag current while the broker is away: that is when operators look."""
+        with contextlib.suppress(PersistenceError):  # the store failed: keep the last one
+            self.refresh_stored_position()
 
     def _error(self, error: BaseException) -> None:
         self.status.connected = False
@@ -214,16 +215,27 @@ class Relay:
     def _session(self, stop: threading.Event) -> None:
         self.status.phase = "starting"
         self.status.resume_position = self.recorded_position()
-        admin = kafka_io.admin_client(self.bootstrap)
+        self.refresh_stored_position()
+        # Made first: librdkafka's idempotent producer gets its producer id in the
+        # background, up to 0.5 s after it is made; the checks below overlap that wait.
+        producer = kafka_io.BatchProducer(self.bootstrap)
         try:
-            partitions = kafka_io.ensure_topic(admin, self.settings)
-        finally:
-            admin.close()
-        position = self.starting_position(partitions)
-        self.status.acknowledged_position = position
-        self.status.phase = "refilling" if position < self.status.resume_position else "publishing"
-        producer = kafka_io.producer(self.bootstrap)
-        try:
+            admin = kafka_io.admin_client(self.bootstrap)
+            try:
+                partitions = kafka_io.ensure_topic(admin, self.settings)
+            finally:
+                admin.close()
+            position = self.starting_position(partitions)
+            waiting_since = time.monotonic()
+            while not producer.wait_ready(timeout_s=0.2):  # the lag stays current meanwhile
+                self.refresh_stored_position()
+                if stop.is_set():
+                    return
+                if time.monotonic() - waiting_since > 10:
+                    raise TimeoutError("the broker gave the relay's producer no producer id")
+            self.status.acknowledged_position = position
+            self.status.phase = ("refilling" if position < self.status.resume_position
+                                 else "publishing")
             self.status.connected = True
             idle = self.settings.relay_idle_sleep_ms / 1000
             while not stop.is_set():
@@ -231,7 +243,8 @@ class Relay:
                 self.refresh_stored_position()
                 new_position = self.publish_batch(producer, position)
                 if new_position == position:
+                    producer.serve()
                     stop.wait(idle)
                 position = new_position
         finally:
-            producer.close(timeout=5)
+            producer.close(timeout_s=5)

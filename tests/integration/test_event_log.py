@@ -39,7 +39,7 @@ def publish_everything(ledger: Ledger, settings: Settings) -> None:
         kafka_io.ensure_topic(admin, settings)
     finally:
         admin.close()
-    producer = kafka_io.producer(settings.kafka_bootstrap_servers or "")
+    producer = kafka_io.BatchProducer(settings.kafka_bootstrap_servers or "")
     try:
         relay.publish_pending(producer, relay.recorded_position())
     finally:
