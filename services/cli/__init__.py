@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from infra.settings import Settings
-from services.bootstrap import Runtime, build_settings, start_broker
+from services.bootstrap import Runtime, build_settings, settle_heap, start_broker
 from services.cli import projections as commands_projections
 from services.cli import tokens as commands_tokens
 from services.cli.approvals import app as approvals_app
@@ -111,6 +111,7 @@ def run(
             f"wbl-ledger is up: pages at http://{settings.api_host}:{settings.api_port}/ "
             f"(accounts: wbl users create), API docs at /docs "
             f"(store: {where}; {broker} at {runtime.bootstrap}; Ctrl-C stops)", err=True)
+        settle_heap()
         server.run()
     finally:
         stop_digests.set()
@@ -178,7 +179,9 @@ def api(
     if workers > 1:
         serve(settings, workers)
         return
-    uvicorn.run(create_site(settings), host=settings.api_host, port=settings.api_port,
+    site = create_site(settings)
+    settle_heap()
+    uvicorn.run(site, host=settings.api_host, port=settings.api_port,
                 log_level="warning", access_log=False)
 
 
@@ -206,6 +209,7 @@ def _run_worker(role: str) -> None:
         from services.workers.metrics import registry_for
 
         start_http_server(settings.metrics_port, registry=registry_for(runtime))
+    settle_heap()
     try:
         worker.run(stop)
     finally:

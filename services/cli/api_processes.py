@@ -75,8 +75,10 @@ def serve(settings: Settings, workers: int) -> None:
 def worker_site() -> FastAPI:
     """One child's app: the API and the pages (as `wbl api` serves them), built from the
     environment's settings; the runtime is built in the app's lifespan."""
-    from services.bootstrap import build_settings
+    from services.bootstrap import build_settings, settle_heap
     from services.web.site import create_site
 
     bind_to_parent(threading.Event())  # nothing to stop in order: a dead parent kills us
-    return create_site(build_settings())
+    site = create_site(build_settings())
+    settle_heap()
+    return site
