@@ -91,7 +91,9 @@ class BatchProducer:
       relay has checked the topic (and tansu creates a topic it is sent to, with its own
       partition count). So a lost connection ends this producer: the batch in flight is
       purged and refused, every later call raises, and the relay starts a new session,
-      which creates or checks the topic and refills it before it publishes again.
+      which creates or checks the topic and refills it before it publishes again. A
+      harmless disconnect (a broker closing an idle connection) costs the same restart:
+      a new producer and its id, about half a second, and nothing published twice.
     """
 
     def __init__(self, bootstrap: str, client_id: str = "wbl-relay") -> None:
