@@ -187,8 +187,8 @@ async def match_learner(body: MatchLearner, ledger: LedgerDep, actor: ActorDep, 
     values = body.model_dump()
     opportunity_id = values.pop("opportunity_id")
     result = await run_in_threadpool(
-        lambda: ledger.match_learner(actor, opportunity_id, expected_version=expected_version(
-           if_match), **values))
+        lambda: ledger.match_learner(actor, opportunity_id,
+                                     expected_version=expected_version(if_match), **values))
     return accepted(response, result, _at(result.aggregate_id))
 
 
