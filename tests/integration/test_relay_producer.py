@@ -21,17 +21,9 @@ from kafka.partitioner.default import murmur2
 from domain.contract.cloudevents import OutgoingRecord
 from infra import kafka as kafka_io
 from infra.broker import LocalBroker
-from infra.settings import Settings
+from tests.integration.test_projections_support import create_topic
 
 pytestmark = pytest.mark.integration
-
-
-def make_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
-    admin = kafka_io.admin_client(bootstrap)
-    try:
-        kafka_io.ensure_topic(admin, Settings(topic=topic, topic_partitions=partitions))
-    finally:
-        admin.close()
 
 
 def records(count: int, aggregates: int) -> list[OutgoingRecord]:
@@ -60,7 +52,7 @@ def read_back(bootstrap: str, topic: str, partitions: int, expected: int
 
 def test_records_land_where_kafka_python_would_put_them_in_order(
         kafka_bootstrap: str, topic_name: str) -> None:
-    make_topic(kafka_bootstrap, topic_name, partitions=3)
+    create_topic(kafka_bootstrap, topic_name, partitions=3)
     sent = records(600, aggregates=40)
     producer = kafka_io.BatchProducer(kafka_bootstrap)
     try:
@@ -81,7 +73,7 @@ def test_records_land_where_kafka_python_would_put_them_in_order(
 
 def test_a_ready_producer_publishes_its_first_batch_at_once(
         kafka_bootstrap: str, topic_name: str) -> None:
-    make_topic(kafka_bootstrap, topic_name)
+    create_topic(kafka_bootstrap, topic_name)
     producer = kafka_io.BatchProducer(kafka_bootstrap)
     try:
         assert producer.wait_ready(timeout_s=10)
@@ -104,7 +96,7 @@ def own_broker() -> Iterator[LocalBroker]:
 def test_a_lost_broker_refuses_the_batch_and_never_creates_the_topic_on_its_return(
         own_broker: LocalBroker, topic_name: str) -> None:
     bootstrap = own_broker.bootstrap_servers
-    make_topic(bootstrap, topic_name)
+    create_topic(bootstrap, topic_name)
     producer = kafka_io.BatchProducer(bootstrap)
     try:
         assert producer.wait_ready()
