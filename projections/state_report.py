@@ -347,13 +347,16 @@ def build_report(
     min_cell: int = 10,
     other_groups: tuple[str, ...] = (),
     previous: Mapping[str, Any] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """The whole report as plain JSON values, with its content hash.
 
     ``organisations`` None: the hierarchy is folded from the ``Organisation`` events among
     ``events`` (what the service does). ``previous``: the report kept for the same period
     with the latest earlier cut-off; a figure it published that has not changed is known to
-    every reader, so the complementary suppression does not count on hiding it."""
+    every reader, so the complementary suppression does not count on hiding it.
+    ``workers``: processes for the suppression's large groups (decision 078); the report's
+    bytes do not depend on it."""
     folded = fold_history(events)
     if organisations is None:
         organisations = folded.organisations
@@ -370,7 +373,7 @@ def build_report(
             if not row["suppressed"] and key in cells and \
                     row["value"] == _value(key[1], cells[key]):
                 known[key] = values[key]
-    hidden = suppress(values, learners, parents, MEASURES, min_cell, known)
+    hidden = suppress(values, learners, parents, MEASURES, min_cell, known, workers=workers)
     rows = []
     for (org, measure, dim, group), cell in sorted(cells.items()):
         cell.suppressed = (org, measure, dim, group) in hidden

@@ -31,9 +31,11 @@ figure's unit (learners, things counted, or minutes for hours).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, Literal
@@ -366,6 +368,10 @@ class _Program:
         self.lowest: Any = None  # per variable, the lowest value in a whole solution found
         self.highest: Any = None
 
+    TUNABLES = ("TOLERANCE", "ATTEMPTS", "LARGE", "ATTEMPTS_LARGE", "PROPAGATIONS", "NODES",
+                "TOGETHER_SECONDS")
+    """The class settings a worker process takes from its parent (``_Proofs.TUNABLES``)."""
+
     PROPAGATIONS = 50
     """Passes of ``implied_bounds`` at most (it stops earlier when a pass changes nothing)."""
 
@@ -623,12 +629,25 @@ class _Proofs:
         self._block_index: tuple[list[Key], dict[Key, list[Relation]],
                                  list[dict[tuple[str, str], list[Key]]]] | None = None
         self.unproven = 0
+        self.by_group: set[Key] = set()
+        """Figures of groups too large for any program of their own that the blocks could
+        not prove wide and that have nothing left to hide beside them (decision 078): the
+        group's relaxations look at them after all (``reopen``)."""
         """Figures of groups too large for an integer program counted narrow without a
         proof either way (decision 074): each costs one more hidden figure, never a leak."""
         self.warm = warm
         levels = [] if parents is None else [_regions(parents, size) for size in self.REGIONS]
         self.regions = [region for region in levels
                         if len(set(region.values())) >= self.FEWEST_REGIONS]
+
+    def reopen(self, keys: Iterable[Key]) -> bool:
+        """Leave ``keys``, counted narrow without a proof, to their group's program in the
+        next round; False when none is new (``by_group``)."""
+        fresh = [k for k in keys if k not in self.by_group and k not in self.wide]
+        self.by_group.update(fresh)
+        for k in fresh:
+            self.narrow_in.pop(k, None)
+        return bool(fresh)
 
     def new_round(self) -> None:
         """The groups of the round before are forgotten (see ``_groups``)."""
@@ -719,9 +738,11 @@ class _Proofs:
 
     def _blocks(self, members: list[Key], rels: list[Relation], values: Mapping[Key, int],
                 open_: list[Key], needed: Mapping[Key, int], region: Mapping[str, str],
-                bounds: Mapping[Key, tuple[float, float]]) -> set[Key]:
-        """Verdicts from two small programs per block, each sound on its own (decision
-        069); returns the figures proven narrow, and keeps the wide proofs.
+                bounds: Mapping[Key, tuple[float, float]],
+                step: Literal["inner", "outer"]) -> set[Key]:
+        """Verdicts from one of two small programs per block, each sound on its own
+        (decision 069; ``step`` says which, decision 078); returns the figures proven
+        narrow, and keeps the wide proofs.
 
         *Inner*: the block's hidden figures as variables, every other figure fixed at its
         true value, every relation holding one of them. Fixing figures only removes
@@ -748,17 +769,19 @@ class _Proofs:
             keys = blocks[name]
             if not any(k in to_do for k in keys):
                 continue
-            inside = set(keys)
             seen_rels: dict[int, Relation] = {}
             for k in keys:
                 for rel in holding[k]:
                     seen_rels.setdefault(id(rel), rel)
             touching = list(seen_rels.values())
             self.programs["block"] += 1
+            open_here = [k for k in keys if k in to_do and not self._proven_wide(k, needed[k])]
+            if step == "outer":
+                self._outer(keys, open_here, touching, here, values, needed, bounds, narrow)
+                continue
             inner = _Program(keys, touching, values, self.warm)
             inner.lowest = np.array([self.lowest[k] for k in keys], dtype=np.int64)
             inner.highest = np.array([self.highest[k] for k in keys], dtype=np.int64)
-            open_here = [k for k in keys if k in to_do and not self._proven_wide(k, needed[k])]
             highs: dict[Key, int] = {}
             for target in open_here:
                 if self._proven_wide(target, needed[target]):
@@ -788,27 +811,33 @@ class _Proofs:
                         self._seen(inner, inner.attained(target, low))
             for kind, count in inner.programs.items():
                 self.programs[kind] += count
-            still = [k for k in open_here if not self._proven_wide(k, needed[k])]
-            if not still:
-                continue
-            # The hidden figures outside the block that share a relation with it are
-            # variables too, held by that relation and the bounds every solution keeps.
-            neighbours = sorted({t for rel in touching for t in rel.terms
-                                 if t in here and t not in inside})
-            outer = _Program(keys + neighbours, touching, values, self.warm)
-            outer.col_lower = np.array([bounds[k][0] for k in outer.keys])
-            outer.col_upper = np.array([bounds[k][1] for k in outer.keys])
-            for target in still:
-                outer_high, _ = outer.optimum(target, highest=True, whole=False)
-                if outer_high is None:
-                    continue
-                outer_low, _ = outer.optimum(target, highest=False, whole=False)
-                assert outer_low is not None
-                if outer_high - outer_low < needed[target]:
-                    narrow.add(target)
-            for kind, count in outer.programs.items():
-                self.programs[kind] += count
         return narrow
+
+    def _outer(self, keys: list[Key], still: list[Key], touching: list[Relation],
+               here: set[Key], values: Mapping[Key, int], needed: Mapping[Key, int],
+               bounds: Mapping[Key, tuple[float, float]], narrow: set[Key]) -> None:
+        """The block's outer program (``_blocks``): adds to ``narrow`` the figures of
+        ``still`` it proves narrow."""
+        if not still:
+            return
+        # The hidden figures outside the block that share a relation with it are
+        # variables too, held by that relation and the bounds every solution keeps.
+        inside = set(keys)
+        neighbours = sorted({t for rel in touching for t in rel.terms
+                             if t in here and t not in inside})
+        outer = _Program(keys + neighbours, touching, values, self.warm)
+        outer.col_lower = np.array([bounds[k][0] for k in outer.keys])
+        outer.col_upper = np.array([bounds[k][1] for k in outer.keys])
+        for target in still:
+            outer_high, _ = outer.optimum(target, highest=True, whole=False)
+            if outer_high is None:
+                continue
+            outer_low, _ = outer.optimum(target, highest=False, whole=False)
+            assert outer_low is not None
+            if outer_high - outer_low < needed[target]:
+                narrow.add(target)
+        for kind, count in outer.programs.items():
+            self.programs[kind] += count
 
     def _wide_in_blocks(self, target: Key, members: list[Key], rels: list[Relation],
                         values: Mapping[Key, int], need: int) -> bool:
@@ -854,6 +883,76 @@ class _Proofs:
             return True
         return False
 
+    APART_ABOVE = 5_000
+    """Groups of more hidden figures than this are looked at in worker processes, several
+    at once, when ``suppress`` is given more than one worker (decision 078). A group's
+    verdicts depend only on its own figures and what was proven about them, so they are
+    the same in any process, in any order."""
+
+    TUNABLES = ("WHOLE_LARGEST", "BLOCK_LARGEST", "BLOCKS_ABOVE", "REGIONS",
+                "FEWEST_REGIONS", "TOGETHER_ABOVE")
+    """The class settings a worker takes from its parent (tests change some)."""
+
+    def narrow_groups(self, groups: list[tuple[list[Key], list[Relation]]],
+                      values: Mapping[Key, int], kinds: Mapping[str, str], min_cell: int,
+                      parents: Mapping[str, str | None], workers: int) -> list[Key]:
+        """``narrow`` for every group, in order; the groups above ``APART_ABOVE`` in
+        ``workers`` processes while this one looks at the others."""
+        apart = sorted((i for i, (members, _) in enumerate(groups)
+                        if len(members) > self.APART_ABOVE), key=lambda i: -len(groups[i][0]))
+        if workers < 2 or len(apart) < 2:
+            return [k for members, rels in groups
+                    for k in self.narrow(members, rels, values, kinds, min_cell)]
+        settings = ({name: getattr(_Proofs, name) for name in self.TUNABLES},
+                    {name: getattr(_Program, name) for name in _Program.TUNABLES})
+        found: dict[int, list[Key]] = {}
+        with ProcessPoolExecutor(min(workers, len(apart)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_start,
+                                 initargs=(dict(parents), self.warm, settings)) as pool:
+            futures: dict[int, Future[_Outcome]] = {
+                i: pool.submit(_narrow_apart, self._task(*groups[i], values, kinds, min_cell))
+                for i in apart}
+            for i, (members, rels) in enumerate(groups):
+                if i not in futures:
+                    found[i] = self.narrow(members, rels, values, kinds, min_cell)
+            for i in apart:
+                found[i] = self._merge(groups[i][0], futures[i].result())
+        return [k for i in range(len(groups)) for k in found[i]]
+
+    def _here(self, members: list[Key]) -> frozenset[Key]:
+        here = frozenset(members)
+        return self._groups.setdefault(here, self._last_round.get(here, here))
+
+    def _task(self, members: list[Key], rels: list[Relation], values: Mapping[Key, int],
+              kinds: Mapping[str, str], min_cell: int) -> _Task:
+        """What a worker needs to look at one group as this process would."""
+        here = self._here(members)
+        terms = {t for rel in rels for t in rel.terms} | set(members)
+        return _Task(members, rels, {k: values[k] for k in terms}, dict(kinds), min_cell,
+                     {k: (self.lowest[k], self.highest[k]) for k in members},
+                     [k for k in members if k in self.wide],
+                     [k for k in members if self.narrow_in.get(k) is here],
+                     [k for k in members if k in self.by_group])
+
+    def _merge(self, members: list[Key], outcome: _Outcome) -> list[Key]:
+        """What a worker proved about one group, kept as if proven here."""
+        here = self._here(members)
+        for k, (low, high) in outcome.extremes.items():
+            self.lowest[k], self.highest[k] = low, high
+        self.wide.update(outcome.wide)
+        for k in members:
+            if self.narrow_in.get(k) is here:
+                del self.narrow_in[k]
+        for k in outcome.narrow_here:
+            self.narrow_in[k] = here
+        for name, count in outcome.programs.items():
+            self.programs[name] += count
+        for name, count in outcome.by_block.items():
+            self.by_block[name] += count
+        self.unproven += outcome.unproven
+        return outcome.narrow
+
     def narrow(self, members: list[Key], rels: list[Relation], values: Mapping[Key, int],
                kinds: Mapping[str, str], min_cell: int) -> list[Key]:
         """The figures of one group whose range is narrower than needed, sorted. First the
@@ -862,8 +961,7 @@ class _Proofs:
         is mostly above it), then the lowest of those still open (at 100,000 events: 5,355
         relaxations against 7,813 lowest first); the integer programs only for a side the
         relaxation leaves open."""
-        here = frozenset(members)
-        here = self._groups.setdefault(here, self._last_round.get(here, here))
+        here = self._here(members)
         needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
                   if k not in self.wide and self.narrow_in.get(k) is not here}
         open_ = [k for k in members if k in needed and not self._proven_wide(k, needed[k])]
@@ -882,22 +980,47 @@ class _Proofs:
                     self.narrow_in[k] = here
                     self.by_block["narrow"] += 1
             open_ = [k for k in open_ if self.narrow_in.get(k) is not here]
+            # Widths at every level first, then narrowness in the smallest blocks only
+            # (decision 078): a figure some level proves wide needs no outer program, and
+            # at 1 M and 5 M events the outer programs of the larger blocks proved nothing
+            # the smallest blocks' had not.
+            wide_before = len(self.wide)
+            looked = False
             for region in self.regions:
                 if len(open_) <= self.BLOCKS_ABOVE:
                     break
-                wide_before = len(self.wide)
-                for k in self._blocks(members, rels, values, open_, needed, region, bounds):
+                looked = True
+                self._blocks(members, rels, values, open_, needed, region, bounds, "inner")
+                # A figure one block's solutions proved wide may be known so only here.
+                open_ = [k for k in open_ if not self._proven_wide(k, needed[k])]
+            self.by_block["wide"] += len(self.wide) - wide_before
+            if looked and open_:
+                for k in self._blocks(members, rels, values, open_, needed, self.regions[0],
+                                      bounds, "outer"):
                     self.narrow_in[k] = here
                     self.by_block["narrow"] += 1
-                self.by_block["wide"] += len(self.wide) - wide_before
-                open_ = [k for k in open_
-                         if k not in self.wide and self.narrow_in.get(k) is not here]
+                open_ = [k for k in open_ if self.narrow_in.get(k) is not here]
             if not open_:
                 return [k for k in members if k not in self.wide]
         if large:
             log.info("suppression group", extra={
                 "figures": len(members), "open_after_blocks": len(open_),
                 "blocks_seconds": round(time.perf_counter() - started, 1)})
+        if len(members) > self.WHOLE_LARGEST and self.regions:
+            # No program over a group this large (decision 078): at 5 M events its first
+            # relaxation took 91 s, each further one 0.1-0.25 s, and a vertex looked for by
+            # random costs as long as the first, for thousands of open figures, whose
+            # vertices were never whole. What its blocks' integer programs do not prove
+            # wide is counted narrow: one more figure hidden, never a leak. Only a figure
+            # with nothing left to hide beside it (``suppress``) is left to the group's
+            # program, as before.
+            for target in [k for k in open_ if k not in self.by_group]:
+                if not self._wide_in_blocks(target, members, rels, values, needed[target]):
+                    self.unproven += 1
+                    self.narrow_in[target] = here
+            open_ = [k for k in open_ if k in self.by_group]
+            if not open_:
+                return [k for k in members if k not in self.wide]
         program.lowest = np.array([self.lowest[k] for k in members], dtype=np.int64)
         program.highest = np.array([self.highest[k] for k in members], dtype=np.int64)
         if self.warm and len(open_) > self.TOGETHER_ABOVE:
@@ -952,6 +1075,61 @@ class _Proofs:
         return [k for k in members if k not in self.wide]
 
 
+@dataclass(frozen=True)
+class _Task:
+    """One group for a worker process (``_Proofs.narrow_groups``), with what the parent
+    has proven about its figures."""
+
+    members: list[Key]
+    rels: list[Relation]
+    values: dict[Key, int]  # the group's figures and every other term of its relations
+    kinds: dict[str, str]
+    min_cell: int
+    extremes: dict[Key, tuple[int, int]]  # lowest and highest in a whole solution found
+    wide: list[Key]
+    narrow_here: list[Key]  # proven narrow in this very group
+    by_group: list[Key]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    narrow: list[Key]
+    extremes: dict[Key, tuple[int, int]]
+    wide: list[Key]
+    narrow_here: list[Key]
+    programs: dict[str, int]
+    by_block: dict[str, int]
+    unproven: int
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_start(parents: dict[str, str | None], warm: bool,
+                  settings: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    _WORKER.update(parents=parents, warm=warm)
+    for cls, values in zip((_Proofs, _Program), settings, strict=True):
+        for name, value in values.items():
+            setattr(cls, name, value)
+
+
+def _narrow_apart(task: _Task) -> _Outcome:
+    """``_Proofs.narrow`` for one group in a worker process."""
+    proofs = _Proofs(task.values, _WORKER["warm"], _WORKER["parents"])
+    for k, (low, high) in task.extremes.items():
+        proofs.lowest[k], proofs.highest[k] = low, high
+    proofs.wide = set(task.wide)
+    proofs.by_group = set(task.by_group)
+    here = proofs._here(task.members)
+    for k in task.narrow_here:
+        proofs.narrow_in[k] = here
+    narrow = proofs.narrow(task.members, task.rels, task.values, task.kinds, task.min_cell)
+    return _Outcome(narrow, {k: (proofs.lowest[k], proofs.highest[k]) for k in task.members},
+                    [k for k in task.members if k in proofs.wide],
+                    [k for k in task.members if proofs.narrow_in.get(k) is here],
+                    proofs.programs, proofs.by_block, proofs.unproven)
+
+
 def audit(keys: Iterable[Key], known: Mapping[Key, tuple[int, int]], hidden: Iterable[Key],
           parents: Mapping[str, str | None], kinds: Mapping[str, str],
           min_cell: int) -> list[Finding]:
@@ -973,12 +1151,14 @@ def audit(keys: Iterable[Key], known: Mapping[Key, tuple[int, int]], hidden: Ite
 
 def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
              parents: Mapping[str, str | None], kinds: Mapping[str, str], min_cell: int,
-             already_known: Mapping[Key, int] | None = None, *, warm: bool = True
-             ) -> set[Key]:
+             already_known: Mapping[Key, int] | None = None, *, warm: bool = True,
+             workers: int = 1) -> set[Key]:
     """The figures to hide. ``values`` are the true figures (all at least 1), ``learners``
     how many learners each counts (primary suppression looks at those), ``already_known``
     figures a reader has from elsewhere (the previous report for the period, unchanged
-    since): the audit counts them as published even when hidden here."""
+    since): the audit counts them as published even when hidden here. ``workers``: processes
+    that look at the large groups of hidden figures at once (decision 078); the hidden
+    figures are the same for any number."""
     keys = sorted(values)
     extra = dict(already_known or {})
     hidden = {k for k in keys if 0 < learners.get(k, values[k]) < min_cell}
@@ -1044,8 +1224,8 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
         """The hidden figures (not known from elsewhere) whose range is too narrow."""
         free = sorted(k for k in hidden if k not in extra)
         proofs.new_round()
-        found = [k for members, rels_here in _free_components(free, rels)
-                 for k in proofs.narrow(members, rels_here, values, kinds, min_cell)]
+        found = proofs.narrow_groups(_free_components(free, rels), values, kinds, min_cell,
+                                     parents, workers)
         return sorted(found, key=lambda k: (order[k], k))
 
     rounds = 0
@@ -1076,6 +1256,8 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
                 if choice is not None:
                     hidden.add(choice)
                     added = True
+        if not added and proofs.reopen(narrow):
+            continue  # the group's program, in the next round, for those (decision 078)
         if not added:
             raise ValueError("No published figure is left to hide beside "
                              f"{narrow[0]}; the report cannot protect it.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ def state(
     save: Annotated[bool, typer.Option(help="Keep it, and show what changed since the "
                                             "last one kept for this period.")] = True,
     publish: Annotated[bool, typer.Option(help="Publish on WBL_REPORTING_TOPIC.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes for the suppression's large groups "
+                                              "(default: one per core); the report is the "
+                                              "same for any number.")] = 0,
 ) -> None:
     """Compute the state feed for PERIOD as of a cut-off (default: everything recorded)."""
     from projections.state_report import HierarchyUnresolved, ReportingPeriod, to_csv_rows
@@ -51,7 +55,8 @@ def state(
                 ledger, engine, bootstrap.build_vault(settings), settings,
                 ReportingPeriod(period, date.fromisoformat(starts), date.fromisoformat(ends)),
                 position=position, as_of=datetime.fromisoformat(as_of) if as_of else None,
-                min_cell=min_cell, other_groups=tuple(group or ()))
+                min_cell=min_cell, other_groups=tuple(group or ()),
+                workers=workers or os.cpu_count() or 1)
         except HierarchyUnresolved as refused:
             typer.echo(f"wbl report: refusing to report: {refused}", err=True)
             raise typer.Exit(2) from None

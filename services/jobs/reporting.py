@@ -142,10 +142,11 @@ def previous_report(engine: Engine, period: str, cutoff: int) -> dict[str, Any] 
 def compute_state_report(
     ledger: Ledger, engine: Engine, vault: PersonalDataVault, settings: Settings,
     period: ReportingPeriod, *, position: int | None = None, as_of: datetime | None = None,
-    min_cell: int = 10, other_groups: tuple[str, ...] = (),
+    min_cell: int = 10, other_groups: tuple[str, ...] = (), workers: int = 1,
 ) -> dict[str, Any]:
     """The report as of the cut-off; ``HierarchyUnresolved`` when an organisation it names
-    was not registered (as an event) by then."""
+    was not registered (as an event) by then. ``workers``: processes for the suppression
+    (``wbl report state`` uses every core; a server keeps its requests in one)."""
     cutoff, recorded = resolve_cutoff(ledger, position=position, as_of=as_of)
     # The events as they are read, only the types the report folds, in one pass that keeps
     # none of them: the report's memory does not grow with the history (decision 066).
@@ -154,7 +155,8 @@ def compute_state_report(
     return build_report(period, events, None, profiles,
                         cutoff_position=cutoff, cutoff_recorded_at=recorded.isoformat(),
                         min_cell=min_cell, other_groups=other_groups,
-                        previous=previous_report(engine, period.name, cutoff))
+                        previous=previous_report(engine, period.name, cutoff),
+                        workers=workers)
 
 
 def save_report(engine: Engine, report: dict[str, Any]) -> list[dict[str, Any]]:

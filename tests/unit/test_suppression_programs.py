@@ -290,6 +290,31 @@ def test_a_report_is_the_bytes_it_was_before_the_fast_audit(
     assert report["content_hash"] == content_hash
 
 
+def test_a_report_is_the_same_bytes_with_its_groups_in_worker_processes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 078: ``wbl report state`` looks at the large groups of hidden figures in
+    worker processes, several at once. Every group goes to a worker here (two of them,
+    started afresh, ``spawn``), and the report is the bytes of the plain audit above."""
+    monkeypatch.setattr(_Proofs, "APART_ABOVE", 0)
+    merged: list[int] = []
+    merge = _Proofs._merge
+
+    def counted(proofs: _Proofs, members: list[Key], outcome: Any) -> list[Key]:
+        merged.append(len(members))
+        return merge(proofs, members, outcome)
+
+    monkeypatch.setattr(_Proofs, "_merge", counted)
+    year = StateYear(6000, seed=11)
+    history = list(year.envelopes())
+    report = build_report(PERIOD, history, None, dict(year.profiles()),
+                          cutoff_position=len(history),
+                          cutoff_recorded_at="2026-07-01T00:00:00+00:00",
+                          min_cell=5, other_groups=("homeless",), workers=2)
+    assert report["content_hash"] == \
+        "sha256:271f90567c0713ac5bcacfddde0639123b90a9c15a44a6c3e9c17e53d12809c7"
+    assert len(merged) > 10, merged
+
+
 class _AstraySolver:
     """HiGHS as it answered once at 5 M events: "Infeasible" for a program the true
     figures solve, after many warm-started runs. Answers so ``astray`` times in a row,
@@ -342,10 +367,12 @@ def test_a_warm_relaxation_gone_astray_is_solved_again_with_the_same_bounds(
 
 def test_a_group_too_large_for_integer_programs_is_never_left_narrow_and_is_repeatable(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Decision 074: a group of more than ``WHOLE_LARGEST`` hidden figures gets no integer
-    program over the whole group (at 5 M events one ran for more than 18 minutes). A
-    figure its relaxations leave open and no vertex settles is proven wide by its blocks'
-    node-limited integer programs, or counted narrow without proof.
+    """Decisions 074 and 078: a group of more than ``WHOLE_LARGEST`` hidden figures gets no
+    program over the whole group (at 5 M events one integer program ran for more than 18
+    minutes, and each of thousands of relaxations took 0.1-0.25 s). A figure its blocks
+    leave open is proven wide by their node-limited integer programs, or counted narrow
+    without proof; one with nothing left to hide beside it goes to the group's
+    relaxations in the next round instead of failing the report.
 
     The random systems are small, so every group is "too large" here, with blocks of one
     and two districts; and their relaxations' vertices are whole, which at 5 M they are
@@ -354,7 +381,7 @@ def test_a_group_too_large_for_integer_programs_is_never_left_narrow_and_is_repe
     figure the oracle finds narrow is still found narrow (none is left unprotected),
     ``suppress`` still leaves every hidden figure wide enough by the oracle, the verdicts
     are the same on a second run (no time limit decides one), and both new verdicts are
-    given (else this would test nothing)."""
+    given, and a figure is reopened (else this would test nothing)."""
     monkeypatch.setattr(_Proofs, "WHOLE_LARGEST", 0)
     monkeypatch.setattr(_Proofs, "BLOCK_LARGEST", 10_000)
     monkeypatch.setattr(_Proofs, "REGIONS", (1, 2))
@@ -368,6 +395,16 @@ def test_a_group_too_large_for_integer_programs_is_never_left_narrow_and_is_repe
 
     monkeypatch.setattr(_Program, "optimum", bound_only)
     monkeypatch.setattr(_Program, "attained", lambda program, target, bound: None)
+    reopened: list[Key] = []
+    reopen = _Proofs.reopen
+
+    def counted(proofs: _Proofs, keys: list[Key]) -> bool:
+        fresh = reopen(proofs, keys)
+        if fresh:
+            reopened.extend(keys)
+        return fresh
+
+    monkeypatch.setattr(_Proofs, "reopen", counted)
     rng = random.Random(74)
     unproven = wide_in_blocks = 0
     for _ in range(SYSTEMS):
@@ -386,3 +423,6 @@ def test_a_group_too_large_for_integer_programs_is_never_left_narrow_and_is_repe
         protected = suppress(values, learners, parents, KINDS, min_cell)
         assert oracle(values, protected, parents, min_cell) == set()
     assert unproven > 5 and wide_in_blocks > 5, (unproven, wide_in_blocks)
+    # Decision 078: figures counted narrow without a proof, with nothing left to hide beside
+    # them, went to their group's program instead of failing the report.
+    assert reopened
