@@ -446,11 +446,12 @@ def measure_commands(folder: Path, seconds: float, rate: float) -> dict[str, Any
 
 def measure_report(data_dir: Path, folder: Path, timeout: float) -> dict[str, Any]:
     log("report: wbl report state")
+    tree: list[float] = []  # with the suppression's worker processes (decision 078)
     try:
         seconds, peak, _ = _wbl(data_dir, "report", "state", "--period", "2025-26",
                                 "--starts", "2025-07-01", "--ends", "2026-06-30",
                                 "--out", str(folder / "report.json"), "--no-save",
-                                timeout=timeout)
+                                timeout=timeout, rss_samples=tree)
     except TimedOut as late:
         return {"seconds": round(late.seconds, 1), "peak_rss_mb": round(late.peak, 1),
                 "finished": False, "figures": None, "cutoff": None}
@@ -461,7 +462,8 @@ def measure_report(data_dir: Path, folder: Path, timeout: float) -> dict[str, An
     report = json.loads((folder / "report.json").read_text())
     rows = report.get("figures", [])
     log(f"  report finished in {seconds:,.1f} s, peak {peak:,.0f} MB")
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1), "finished": True,
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak, 1),
+            "peak_tree_rss_mb": round(max(tree, default=peak), 1), "finished": True,
             "figures": len(rows), "hidden": sum(1 for r in rows if r.get("suppressed")),
             "cutoff": report.get("cutoff")}
 
@@ -581,7 +583,9 @@ def table(figures: dict[str, Any], section: str = "main") -> str:
     if rep:
         if rep.get("finished", True):
             lines.append(f"| `wbl report state` 2025-26, whole history | {rep['seconds']} s, "
-                         f"peak {rep['peak_rss_mb']} MB, {rep['figures']:,} figures | | | "
+                         f"peak {rep['peak_rss_mb']} MB (with its workers "
+                         f"{rep.get('peak_tree_rss_mb', '-')} MB), {rep['figures']:,} figures "
+                         f"| | | "
                          f"time and peak memory |")
         elif rep.get("failed"):
             lines.append(f"| `wbl report state` 2025-26, whole history | **failed** after "

@@ -905,11 +905,15 @@ class _Proofs:
                     for k in self.narrow(members, rels, values, kinds, min_cell)]
         settings = ({name: getattr(_Proofs, name) for name in self.TUNABLES},
                     {name: getattr(_Program, name) for name in _Program.TUNABLES})
+        # The workers' progress lines as this process writes its own (a spawned process
+        # starts with no logging set up).
+        handlers = logging.getLogger().handlers
+        logs = (log.getEffectiveLevel(), handlers[0].formatter if handlers else None)
         found: dict[int, list[Key]] = {}
         with ProcessPoolExecutor(min(workers, len(apart)),
                                  mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_start,
-                                 initargs=(dict(parents), self.warm, settings)) as pool:
+                                 initargs=(dict(parents), self.warm, settings, logs)) as pool:
             futures: dict[int, Future[_Outcome]] = {
                 i: pool.submit(_narrow_apart, self._task(*groups[i], values, kinds, min_cell))
                 for i in apart}
@@ -1106,8 +1110,16 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_start(parents: dict[str, str | None], warm: bool,
-                  settings: tuple[dict[str, Any], dict[str, Any]]) -> None:
+                  settings: tuple[dict[str, Any], dict[str, Any]],
+                  logs: tuple[int, logging.Formatter | None]) -> None:
     _WORKER.update(parents=parents, warm=warm)
+    level, formatter = logs
+    handler = logging.StreamHandler()
+    if formatter is not None:
+        handler.setFormatter(formatter)
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
     for cls, values in zip((_Proofs, _Program), settings, strict=True):
         for name, value in values.items():
             setattr(cls, name, value)
