@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import pickle
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -907,8 +908,7 @@ class _Proofs:
                     {name: getattr(_Program, name) for name in _Program.TUNABLES})
         # The workers' progress lines as this process writes its own (a spawned process
         # starts with no logging set up).
-        handlers = logging.getLogger().handlers
-        logs = (log.getEffectiveLevel(), handlers[0].formatter if handlers else None)
+        logs = (log.getEffectiveLevel(), _portable_formatter())
         found: dict[int, list[Key]] = {}
         with ProcessPoolExecutor(min(workers, len(apart)),
                                  mp_context=multiprocessing.get_context("spawn"),
@@ -1107,6 +1107,18 @@ class _Outcome:
 
 
 _WORKER: dict[str, Any] = {}
+
+
+def _portable_formatter() -> logging.Formatter | None:
+    """The first root handler's formatter, if it can be sent to a worker (the service's
+    JSON one can; a test runner's, holding its terminal, cannot)."""
+    handlers = logging.getLogger().handlers
+    formatter = handlers[0].formatter if handlers else None
+    try:
+        pickle.dumps(formatter)
+    except (TypeError, AttributeError, pickle.PicklingError):
+        return None
+    return formatter
 
 
 def _worker_start(parents: dict[str, str | None], warm: bool,
