@@ -48,6 +48,7 @@ from sqlalchemy import Connection, Engine, Index, Table, insert, text
 from domain.contract.envelope import Envelope
 from infra import bulk_read
 from infra.consumer import Fields, PartitionPosition, RawDelivery, TopicReader, envelope_of
+from infra.settings import Settings
 from projections import apprenticeship_hours as hours_module
 from projections import audit_trail as audit_module
 from projections import opportunities as opportunities_module
@@ -407,9 +408,10 @@ def _other(writer: _Writer, events: list[Envelope],
             writer.add(opportunities.table, opportunities_module._row(view), core=True)
 
 
-HEADS_IN_MEMORY = 200_000
-"""Chain heads the audit trail's pass keeps in memory (about 70 MB); the others wait in a
-temporary table (``_Heads``)."""
+HEADS_IN_MEMORY: int = Settings.model_fields["rebuild_heads_in_memory"].default
+"""Chain heads the audit trail's pass keeps in memory (about 70 MB at 200,000); the others
+wait in a temporary table (``_Heads``). The default of ``WBL_REBUILD_HEADS_IN_MEMORY``,
+stated once, in the settings."""
 
 
 class _Heads:
