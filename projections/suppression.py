@@ -369,7 +369,7 @@ class _Program:
         self.lowest: Any = None  # per variable, the lowest value in a whole solution found
         self.highest: Any = None
 
-    TUNABLES = ("TOLERANCE", "ATTEMPTS", "LARGE", "ATTEMPTS_LARGE", "PROPAGATIONS", "NODES",
+    TUNABLES = ("TOLERANCE", "ATTEMPTS", "LARGE", "ATTEMPTS_LARGE", "PROPAGATIONS",
                 "TOGETHER_SECONDS")
     """The class settings a worker process takes from its parent (``_Proofs.TUNABLES``)."""
 
@@ -502,24 +502,6 @@ class _Program:
             raise ValueError(f"HiGHS could not bound {self.keys[i]}: {found.message}")
         return "optimal", -float(found.fun) if highest else float(found.fun), found.x
 
-    NODES = 200
-    """Branch-and-bound nodes allowed to ``whole_point``: a limit of work, not of time, so
-    that what it finds, and so every verdict built on it, is the same on any machine."""
-
-    def whole_point(self, i: int, highest: bool) -> Any:
-        """A whole solution with figure ``i`` as high (or as low) as an integer program
-        finds within ``NODES`` nodes, checked exactly, or None. Only a proof of width: a
-        solution is a solution, whether or not it is the optimum."""
-        n = len(self.keys)
-        c = np.zeros(n)
-        c[i] = -1.0 if highest else 1.0
-        constraints = self._constraints()
-        self.programs["integer"] += 1
-        found = milp(c, constraints=constraints, bounds=Bounds(self.col_lower, self.col_upper),
-                     integrality=np.ones(n),
-                     options={"node_limit": self.NODES, "mip_rel_gap": 0.0})
-        return None if found.x is None else self.solution(found.x)
-
     TOGETHER_SECONDS = 10.0
     """Time allowed to one integer program of ``together``: its best whole solution by then
     is as good a proof as an optimal one."""
@@ -627,8 +609,6 @@ class _Proofs:
         self._last_round: dict[frozenset[Key], frozenset[Key]] = {}
         self.programs = {"relaxed": 0, "integer": 0, "block": 0}
         self.by_block = {"wide": 0, "narrow": 0}  # verdicts the blocks proved (decision 069)
-        self._block_index: tuple[list[Key], dict[Key, list[Relation]],
-                                 list[dict[tuple[str, str], list[Key]]]] | None = None
         self.unproven = 0
         self.by_group: set[Key] = set()
         """Figures of groups too large for any program of their own that the blocks could
@@ -704,14 +684,11 @@ class _Proofs:
                 return
 
     WHOLE_LARGEST = 20_000
-    """Groups of more hidden figures than this get no integer program over the whole group
-    (decision 074): at 5 M events one over a group of this kind ran for more than 18 minutes
-    (at 1 M, 15,435 figures, about 1 s each). A figure there that the relaxations leave open
-    and no vertex settles is looked at in its blocks' integer programs, and counted narrow
-    if they do not prove it wide."""
-
-    BLOCK_LARGEST = 20_000
-    """A block of more hidden figures than this gets no integer program either."""
+    """Groups of more hidden figures than this get no program over the whole group
+    (decisions 074, 078): at 5 M events one integer program over a group of this kind ran
+    for more than 18 minutes (at 1 M, 15,435 figures, about 1 s each), and its relaxations
+    took 0.1-0.25 s each for thousands of figures. What the blocks leave open there is
+    counted narrow; only a figure reopened by ``suppress`` gets the group's programs."""
 
     BLOCKS_ABOVE = 300
     """Groups with more open figures than this are first looked at block by block
@@ -840,44 +817,6 @@ class _Proofs:
         for kind, count in outer.programs.items():
             self.programs[kind] += count
 
-    def _wide_in_blocks(self, target: Key, members: list[Key], rels: list[Relation],
-                        values: Mapping[Key, int], need: int) -> bool:
-        """Whether integer programs over the target's blocks, smallest first, each with
-        every other figure fixed at its true value, find whole solutions that prove it
-        wide. Fixing figures only removes solutions, so each one found is a solution of the
-        group's program (as in ``_blocks``); finding none proves nothing."""
-        if self._block_index is None or self._block_index[0] is not members:
-            holding: dict[Key, list[Relation]] = defaultdict(list)
-            for rel in rels:
-                for term in rel.terms:
-                    holding[term].append(rel)
-            levels: list[dict[tuple[str, str], list[Key]]] = []
-            for region in self.regions:
-                blocks: dict[tuple[str, str], list[Key]] = defaultdict(list)
-                for k in members:
-                    blocks[self._block(k, region)].append(k)
-                levels.append(blocks)
-            self._block_index = (members, holding, levels)
-        _, holding, levels = self._block_index
-        for region, blocks in zip(self.regions, levels, strict=True):
-            keys = blocks[self._block(target, region)]
-            if len(keys) > self.BLOCK_LARGEST:
-                break
-            touching = list({id(rel): rel for k in keys for rel in holding[k]}.values())
-            inner = _Program(keys, touching, values, self.warm)
-            inner.lowest = np.array([self.lowest[k] for k in keys], dtype=np.int64)
-            inner.highest = np.array([self.highest[k] for k in keys], dtype=np.int64)
-            for highest in (True, False):
-                self._seen(inner, inner.whole_point(inner.index[target], highest))
-                if self._proven_wide(target, need):
-                    break
-            for kind, count in inner.programs.items():
-                self.programs[kind] += count
-            if self._proven_wide(target, need):
-                self.by_block["wide"] += 1
-                return True
-        return False
-
     def _proven_wide(self, k: Key, needed: int) -> bool:
         if self.highest[k] - self.lowest[k] >= needed:
             self.wide.add(k)
@@ -890,8 +829,8 @@ class _Proofs:
     verdicts depend only on its own figures and what was proven about them, so they are
     the same in any process, in any order."""
 
-    TUNABLES = ("WHOLE_LARGEST", "BLOCK_LARGEST", "BLOCKS_ABOVE", "REGIONS",
-                "FEWEST_REGIONS", "TOGETHER_ABOVE")
+    TUNABLES = ("WHOLE_LARGEST", "BLOCKS_ABOVE", "REGIONS", "FEWEST_REGIONS",
+                "TOGETHER_ABOVE")
     """The class settings a worker takes from its parent (tests change some)."""
 
     def narrow_groups(self, groups: list[tuple[list[Key], list[Relation]]],
@@ -1015,10 +954,10 @@ class _Proofs:
             # relaxation took 91 s, each further one 0.1-0.25 s, and a vertex looked for by
             # random costs as long as the first, for thousands of open figures, whose
             # vertices were never whole. What its blocks left open is counted narrow: one
-            # more figure hidden, never a leak. (Their node-limited integer programs,
-            # ``_wide_in_blocks``, proved none of 156 such figures wide at 5 M events, in
+            # more figure hidden, never a leak. (Node-limited integer programs over its
+            # blocks, decision 074, proved none of 156 such figures wide at 5 M events, in
             # 0.29 s each.) Only a figure with nothing left to hide beside it (``suppress``)
-            # is left to the group's program, as before.
+            # is left to the group's programs.
             for target in [k for k in open_ if k not in self.by_group]:
                 self.unproven += 1
                 self.narrow_in[target] = here
@@ -1052,24 +991,20 @@ class _Proofs:
             if self._proven_wide(target, need):
                 continue
             if high - low >= need:  # only the integer programs can tell
+                # Here every group is small enough for them, or the figure was reopened
+                # (``by_group``): the last resort before a report fails (decision 078).
                 exact_low: int | None = low
                 exact_high: int | None = high
-                whole = len(members) <= self.WHOLE_LARGEST
                 if self.lowest[target] > low:
                     point = program.attained(target, low)
-                    if point is None and whole:
+                    if point is None:
                         exact_low, point = program.optimum(target, highest=False, whole=True)
                     self._seen(program, point)
                 if self.highest[target] < high:
                     point = program.attained(target, high)
-                    if point is None and whole:
+                    if point is None:
                         exact_high, point = program.optimum(target, highest=True, whole=True)
                     self._seen(program, point)
-                if not whole:
-                    if not self._wide_in_blocks(target, members, rels, values, need):
-                        self.unproven += 1
-                        self.narrow_in[target] = here
-                    continue
                 if exact_high is None or exact_low is None or exact_high - exact_low >= need:
                     self.wide.add(target)
                     continue
