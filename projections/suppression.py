@@ -911,7 +911,10 @@ class _Proofs:
         if not open_:
             return [k for k in members if k not in self.wide]
         program = _Program(members, rels, values, self.warm)
-        large = len(open_) > self.BLOCKS_ABOVE
+        # A group too large for a program of its own (``WHOLE_LARGEST``) has only its blocks
+        # to prove a figure wide, however few figures are open (decision 078).
+        huge = len(members) > self.WHOLE_LARGEST and bool(self.regions)
+        large = len(open_) > self.BLOCKS_ABOVE or huge
         started = time.perf_counter()
         if self.regions and large:
             # Bounds every solution keeps: a figure they hold narrower than needed is
@@ -930,7 +933,7 @@ class _Proofs:
             wide_before = len(self.wide)
             looked = False
             for region in self.regions:
-                if len(open_) <= self.BLOCKS_ABOVE:
+                if not open_ or (len(open_) <= self.BLOCKS_ABOVE and not huge):
                     break
                 looked = True
                 self._blocks(members, rels, values, open_, needed, region, bounds, "inner")
@@ -949,7 +952,7 @@ class _Proofs:
             log.info("suppression group", extra={
                 "figures": len(members), "open_after_blocks": len(open_),
                 "blocks_seconds": round(time.perf_counter() - started, 1)})
-        if len(members) > self.WHOLE_LARGEST and self.regions:
+        if huge:
             # No program over a group this large (decision 078): at 5 M events its first
             # relaxation took 91 s, each further one 0.1-0.25 s, and a vertex looked for by
             # random costs as long as the first, for thousands of open figures, whose

@@ -290,6 +290,30 @@ def test_a_report_is_the_bytes_it_was_before_the_fast_audit(
     assert report["content_hash"] == content_hash
 
 
+def test_a_group_too_large_for_programs_has_its_blocks_however_few_figures_are_open(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 078: in a group too large for a program of its own, the blocks are all that
+    can prove a figure wide, so they run even when fewer figures are open than
+    ``BLOCKS_ABOVE`` (a later round's few). Every group is "too large" here and the blocks
+    threshold above every group: the blocks still prove figures wide, and every verdict
+    holds against the oracle."""
+    monkeypatch.setattr(_Proofs, "WHOLE_LARGEST", 0)
+    monkeypatch.setattr(_Proofs, "BLOCKS_ABOVE", 10_000)
+    monkeypatch.setattr(_Proofs, "REGIONS", (1, 2))
+    monkeypatch.setattr(_Proofs, "FEWEST_REGIONS", 0)
+    rng = random.Random(78)
+    wide_in_blocks = 0
+    for _ in range(SYSTEMS):
+        values, parents = random_system(rng)
+        min_cell = rng.randint(2, 6)
+        hidden = {k for k in values if rng.random() < rng.choice([0.2, 0.5, 0.8])}
+        proofs = _Proofs(values, parents=parents)
+        found = narrow_found(proofs, values, hidden, set(), parents, min_cell)
+        assert oracle(values, hidden, parents, min_cell) <= found
+        wide_in_blocks += proofs.by_block["wide"]
+    assert wide_in_blocks > 20, wide_in_blocks
+
+
 def test_a_report_is_the_same_bytes_with_its_groups_in_worker_processes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Decision 078: ``wbl report state`` looks at the large groups of hidden figures in
