@@ -38,7 +38,8 @@ def state(
     save: Annotated[bool, typer.Option(help="Keep it, and show what changed since the "
                                             "last one kept for this period.")] = True,
     publish: Annotated[bool, typer.Option(help="Publish on WBL_REPORTING_TOPIC.")] = False,
-    workers: Annotated[int, typer.Option(help="Processes for the suppression's large groups "
+    workers: Annotated[int, typer.Option(min=0,
+                                         help="Processes for the suppression's large groups "
                                               "(default: one per core); the report is the "
                                               "same for any number.")] = 0,
 ) -> None:

@@ -149,3 +149,15 @@ def test_the_embedded_default_rolls_up_and_reproduces_after_a_move(
         assert refused.status_code == 422, refused.text
         assert refused.json()["type"] == "/errors/hierarchy-unresolved"
         assert "ghost" in refused.json()["detail"]
+
+
+def test_a_negative_number_of_workers_is_refused_and_nothing_is_kept(tmp_path: Path) -> None:
+    """``wbl report state --workers`` (decision 078): a negative count is a clear error
+    naming the option, and no report is written or kept."""
+    out = tmp_path / "report.json"
+    done = cli(tmp_path / "data", "report", "state", "--period", "2025-26", "--starts",
+               "2025-07-01", "--ends", "2026-06-30", "--workers", "-1", "--out", str(out))
+    assert done.returncode == 2
+    assert "--workers" in done.stderr and "greater than or equal to 0" in done.stderr
+    assert not out.exists()
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
