@@ -138,6 +138,24 @@ def random_system(rng: random.Random) -> tuple[dict[Key, int], dict[str, str | N
     return values, parents
 
 
+def random_hiding(rng: random.Random
+                  ) -> tuple[dict[Key, int], dict[str, str | None], int, set[Key]]:
+    """A random system, a ``min_cell`` and a random share of its figures hidden."""
+    values, parents = random_system(rng)
+    min_cell = rng.randint(2, 6)
+    hidden = {k for k in values if rng.random() < rng.choice([0.2, 0.5, 0.8])}
+    return values, parents, min_cell, hidden
+
+
+def every_group_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every group "too large" for a program of its own, blocks of one and two districts,
+    the blocks' threshold above every group (decisions 074, 078)."""
+    monkeypatch.setattr(_Proofs, "WHOLE_LARGEST", 0)
+    monkeypatch.setattr(_Proofs, "BLOCKS_ABOVE", 10_000)
+    monkeypatch.setattr(_Proofs, "REGIONS", (1, 2))
+    monkeypatch.setattr(_Proofs, "FEWEST_REGIONS", 0)
+
+
 def narrow_found(proofs: _Proofs, values: Mapping[Key, int], hidden: set[Key],
                  known: set[Key], parents: Mapping[str, str | None], min_cell: int
                  ) -> set[Key]:
@@ -152,9 +170,7 @@ def test_the_verdicts_are_the_integer_programs_on_random_systems(warm: bool) -> 
     rng = random.Random(60)
     seen_narrow = seen_wide = 0
     for _ in range(SYSTEMS):
-        values, parents = random_system(rng)
-        min_cell = rng.randint(2, 6)
-        hidden = {k for k in values if rng.random() < rng.choice([0.2, 0.5, 0.8])}
+        values, parents, min_cell, hidden = random_hiding(rng)
         expected = oracle(values, hidden, parents, min_cell)
         found = narrow_found(_Proofs(values, warm), values, hidden, set(), parents, min_cell)
         assert found == expected
@@ -297,16 +313,11 @@ def test_a_group_too_large_for_programs_has_its_blocks_however_few_figures_are_o
     ``BLOCKS_ABOVE`` (a later round's few). Every group is "too large" here and the blocks
     threshold above every group: the blocks still prove figures wide, and every verdict
     holds against the oracle."""
-    monkeypatch.setattr(_Proofs, "WHOLE_LARGEST", 0)
-    monkeypatch.setattr(_Proofs, "BLOCKS_ABOVE", 10_000)
-    monkeypatch.setattr(_Proofs, "REGIONS", (1, 2))
-    monkeypatch.setattr(_Proofs, "FEWEST_REGIONS", 0)
+    every_group_too_large(monkeypatch)
     rng = random.Random(78)
     wide_in_blocks = 0
     for _ in range(SYSTEMS):
-        values, parents = random_system(rng)
-        min_cell = rng.randint(2, 6)
-        hidden = {k for k in values if rng.random() < rng.choice([0.2, 0.5, 0.8])}
+        values, parents, min_cell, hidden = random_hiding(rng)
         proofs = _Proofs(values, parents=parents)
         found = narrow_found(proofs, values, hidden, set(), parents, min_cell)
         assert oracle(values, hidden, parents, min_cell) <= found
@@ -430,9 +441,7 @@ def test_a_group_too_large_for_integer_programs_is_never_left_narrow_and_is_repe
     rng = random.Random(74)
     unproven = 0
     for _ in range(SYSTEMS):
-        values, parents = random_system(rng)
-        min_cell = rng.randint(2, 6)
-        hidden = {k for k in values if rng.random() < rng.choice([0.2, 0.5, 0.8])}
+        values, parents, min_cell, hidden = random_hiding(rng)
         expected = oracle(values, hidden, parents, min_cell)
         proofs = _Proofs(values, parents=parents)
         found = narrow_found(proofs, values, hidden, set(), parents, min_cell)
