@@ -35,7 +35,7 @@ import multiprocessing
 import pickle
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -259,6 +259,59 @@ def _regions(parents: Mapping[str, str | None], size: int) -> dict[str, str]:
         for place, org in enumerate(orgs):
             name[org] = org if root is None else f"{root}#{place // size}"
     return {org: name[t] for org, t in tops.items()}
+
+
+def _roots(parents: Mapping[str, str | None]) -> dict[str, str]:
+    """Each organisation's root (a state): the organisation with no parent above it."""
+    roots: dict[str, str] = {}
+    for org in parents:
+        top, seen = org, 0
+        while (parent := parents.get(top)) is not None and seen <= len(parents):
+            top, seen = parent, seen + 1  # ``seen``: a cycle stops somewhere in it
+        roots[org] = top
+    return roots
+
+
+def _nearest_published(hidden: set[Key], extra: Mapping[Key, int], rels: list[Relation],
+                       containing: Mapping[Key, list[Relation]],
+                       rank: Callable[[Key], Any]) -> dict[Key, Key]:
+    """For every hidden figure (not known from elsewhere) linked to a published one
+    through relations of hidden figures, the published figure nearest to it, the least by
+    ``rank`` among the nearest: what ``suppress``'s ``further`` finds for one figure, for
+    all of them in one breadth-first search outwards from the published figures (decision
+    079: at 5 M events, one search per figure took more than ten minutes a round).
+
+    The nearest published figures of a figure at distance ``d`` are those of its
+    neighbours at distance ``d - 1`` (a neighbour nearer than that would make the figure
+    nearer too), so each relation is looked at once, at the first level that reaches it."""
+    through = {k for k in hidden if k not in extra}
+    found: dict[Key, Key] = {}
+    frontier: dict[Key, Key] = {}
+    looked: set[int] = set()
+    for rel in rels:
+        shown = [t for t in rel.terms if t not in hidden]
+        if not shown:
+            continue
+        looked.add(id(rel))
+        choice = min(shown, key=rank)
+        for t in rel.terms:
+            if t in through and (t not in frontier or rank(choice) < rank(frontier[t])):
+                frontier[t] = choice
+    while frontier:
+        found.update(frontier)
+        reached: dict[Key, Key] = {}
+        for node in frontier:
+            for rel in containing[node]:
+                if id(rel) in looked:
+                    continue
+                looked.add(id(rel))
+                choice = min((frontier[t] for t in rel.terms if t in frontier), key=rank)
+                for t in rel.terms:
+                    if t in through and t not in found and \
+                            (t not in reached or rank(choice) < rank(reached[t])):
+                        reached[t] = choice
+        frontier = reached
+    return found
 
 
 def _free_components(free: list[Key], rels: list[Relation]
@@ -610,13 +663,15 @@ class _Proofs:
         self.programs = {"relaxed": 0, "integer": 0, "block": 0}
         self.by_block = {"wide": 0, "narrow": 0}  # verdicts the blocks proved (decision 069)
         self.unproven = 0
+        self.counted: set[Key] = set()
+        """Figures counted narrow without a proof at their latest look (decision 074): one
+        with no published figure beside it gets a further one at once (decision 079)."""
         self.by_group: set[Key] = set()
         """Figures of groups too large for any program of their own that the blocks could
         not prove wide and that have nothing left to hide beside them (decision 078): the
         group's relaxations look at them after all (``reopen``)."""
-        """Figures of groups too large for an integer program counted narrow without a
-        proof either way (decision 074): each costs one more hidden figure, never a leak."""
         self.warm = warm
+        self.roots = {} if parents is None else _roots(parents)
         levels = [] if parents is None else [_regions(parents, size) for size in self.REGIONS]
         self.regions = [region for region in levels
                         if len(set(region.values())) >= self.FEWEST_REGIONS]
@@ -722,10 +777,13 @@ class _Proofs:
         (decision 069; ``step`` says which, decision 078); returns the figures proven
         narrow, and keeps the wide proofs.
 
-        *Inner*: the block's hidden figures as variables, every other figure fixed at its
-        true value, every relation holding one of them. Fixing figures only removes
-        solutions, so each whole solution here is one of the group's program: a proof of
-        width, as good as one found over the whole group.
+        *Inner*: the block's hidden figures and its root's (the state's, same measures) as
+        variables, every other figure fixed at its true value, every relation holding one
+        of them. Fixing figures only removes solutions, so each whole solution here is one
+        of the group's program: a proof of width, as good as one found over the whole
+        group. (Without the state's figures a district's could move only against another
+        district's of the same block: at 100,000 events every figure the blocks left open
+        was narrow in its block and wide in its group, decision 079.)
         *Outer*: the same variables and the hidden figures sharing a relation with them,
         with those relations only, every variable within the group's implied bounds.
         Dropping the neighbours' other relations only adds solutions, so a relaxation range
@@ -757,9 +815,14 @@ class _Proofs:
             if step == "outer":
                 self._outer(keys, open_here, touching, here, values, needed, bounds, narrow)
                 continue
-            inner = _Program(keys, touching, values, self.warm)
-            inner.lowest = np.array([self.lowest[k] for k in keys], dtype=np.int64)
-            inner.highest = np.array([self.highest[k] for k in keys], dtype=np.int64)
+            above = self._above(name, keys, blocks)
+            for k in above:
+                for rel in holding[k]:
+                    seen_rels.setdefault(id(rel), rel)
+            variables = keys + above
+            inner = _Program(variables, list(seen_rels.values()), values, self.warm)
+            inner.lowest = np.array([self.lowest[k] for k in variables], dtype=np.int64)
+            inner.highest = np.array([self.highest[k] for k in variables], dtype=np.int64)
             highs: dict[Key, int] = {}
             for target in open_here:
                 if self._proven_wide(target, needed[target]):
@@ -790,6 +853,13 @@ class _Proofs:
             for kind, count in inner.programs.items():
                 self.programs[kind] += count
         return narrow
+
+    def _above(self, name: tuple[str, str], keys: list[Key],
+               blocks: Mapping[tuple[str, str], list[Key]]) -> list[Key]:
+        """The hidden figures of the block's root (its state) in the same measures, unless
+        the block is the root's own."""
+        root = (self.roots.get(keys[0][0], keys[0][0]), name[1])
+        return list(blocks.get(root, [])) if root != name else []
 
     def _outer(self, keys: list[Key], still: list[Key], touching: list[Relation],
                here: set[Key], values: Mapping[Key, int], needed: Mapping[Key, int],
@@ -876,7 +946,8 @@ class _Proofs:
                      {k: (self.lowest[k], self.highest[k]) for k in members},
                      [k for k in members if k in self.wide],
                      [k for k in members if self.narrow_in.get(k) is here],
-                     [k for k in members if k in self.by_group])
+                     [k for k in members if k in self.by_group],
+                     [k for k in members if k in self.counted])
 
     def _merge(self, members: list[Key], outcome: _Outcome) -> list[Key]:
         """What a worker proved about one group, kept as if proven here."""
@@ -894,6 +965,8 @@ class _Proofs:
         for name, count in outcome.by_block.items():
             self.by_block[name] += count
         self.unproven += outcome.unproven
+        self.counted.difference_update(members)
+        self.counted.update(outcome.counted)
         return outcome.narrow
 
     def narrow(self, members: list[Key], rels: list[Relation], values: Mapping[Key, int],
@@ -908,6 +981,7 @@ class _Proofs:
         needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
                   if k not in self.wide and self.narrow_in.get(k) is not here}
         open_ = [k for k in members if k in needed and not self._proven_wide(k, needed[k])]
+        self.counted.difference_update(needed)
         if not open_:
             return [k for k in members if k not in self.wide]
         program = _Program(members, rels, values, self.warm)
@@ -963,6 +1037,7 @@ class _Proofs:
             # is left to the group's programs.
             for target in [k for k in open_ if k not in self.by_group]:
                 self.unproven += 1
+                self.counted.add(target)
                 self.narrow_in[target] = here
             open_ = [k for k in open_ if k in self.by_group]
             if not open_:
@@ -1031,6 +1106,7 @@ class _Task:
     wide: list[Key]
     narrow_here: list[Key]  # proven narrow in this very group
     by_group: list[Key]
+    counted: list[Key]
 
 
 @dataclass(frozen=True)
@@ -1042,6 +1118,7 @@ class _Outcome:
     programs: dict[str, int]
     by_block: dict[str, int]
     unproven: int
+    counted: list[Key]
 
 
 _WORKER: dict[str, Any] = {}
@@ -1082,6 +1159,7 @@ def _narrow_apart(task: _Task) -> _Outcome:
         proofs.lowest[k], proofs.highest[k] = low, high
     proofs.wide = set(task.wide)
     proofs.by_group = set(task.by_group)
+    proofs.counted = set(task.counted)
     here = proofs._here(task.members)
     for k in task.narrow_here:
         proofs.narrow_in[k] = here
@@ -1089,7 +1167,8 @@ def _narrow_apart(task: _Task) -> _Outcome:
     return _Outcome(narrow, {k: (proofs.lowest[k], proofs.highest[k]) for k in task.members},
                     [k for k in task.members if k in proofs.wide],
                     [k for k in task.members if proofs.narrow_in.get(k) is here],
-                    proofs.programs, proofs.by_block, proofs.unproven)
+                    proofs.programs, proofs.by_block, proofs.unproven,
+                    [k for k in task.members if k in proofs.counted])
 
 
 def audit(keys: Iterable[Key], known: Mapping[Key, tuple[int, int]], hidden: Iterable[Key],
@@ -1133,9 +1212,11 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
         for term in rel.terms:
             containing[term].append(rel)
 
+    def rank(k: Key) -> tuple[bool, bool, int, Key]:
+        return k in extra, k[2] == "all", values[k], k
+
     def pick(candidates: Iterable[Key]) -> Key | None:
-        options = sorted({k for k in candidates if k not in hidden},
-                         key=lambda k: (k in extra, k[2] == "all", values[k], k))
+        options = sorted({k for k in candidates if k not in hidden}, key=rank)
         return options[0] if options else None
 
     def further(key: Key) -> Key | None:
@@ -1204,8 +1285,19 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
         if not narrow:
             return hidden
         added = False
+        nearest: dict[Key, Key] | None = None
         for key in narrow:
             choice = pick(t for rel in containing[key] for t in rel.terms)
+            if choice is None and key in proofs.counted:
+                # Counted narrow without a proof, nothing beside it left to hide: the
+                # nearest published figure further out, in this round (decision 079). At
+                # 5 M events about 22,000 such figures a round waited while a few hundred
+                # others had a neighbour to hide, round after round.
+                if nearest is None:
+                    nearest = _nearest_published(hidden, extra, rels, containing, rank)
+                choice = nearest.get(key)
+                if choice in hidden:  # hidden for another figure of this round
+                    choice = None
             if choice is not None:
                 hidden.add(choice)
                 added = True
