@@ -663,9 +663,10 @@ class _Proofs:
         self.programs = {"relaxed": 0, "integer": 0, "block": 0}
         self.by_block = {"wide": 0, "narrow": 0}  # verdicts the blocks proved (decision 069)
         self.unproven = 0
-        self.counted: set[Key] = set()
-        """Figures counted narrow without a proof at their latest look (decision 074): one
-        with no published figure beside it gets a further one at once (decision 079)."""
+        self.beyond_exact: set[Key] = set()
+        """Figures of groups too large for exact verdicts (``WHOLE_LARGEST``) at their
+        latest look: one found narrow with no published figure beside it gets a further
+        one at once (decision 079)."""
         self.by_group: set[Key] = set()
         """Figures of groups too large for any program of their own that the blocks could
         not prove wide and that have nothing left to hide beside them (decision 078): the
@@ -908,6 +909,11 @@ class _Proofs:
                       parents: Mapping[str, str | None], workers: int) -> list[Key]:
         """``narrow`` for every group, in order; the groups above ``APART_ABOVE`` in
         ``workers`` processes while this one looks at the others."""
+        for members, _ in groups:
+            if len(members) > self.WHOLE_LARGEST and self.regions:
+                self.beyond_exact.update(members)
+            else:
+                self.beyond_exact.difference_update(members)
         apart = sorted((i for i, (members, _) in enumerate(groups)
                         if len(members) > self.APART_ABOVE), key=lambda i: -len(groups[i][0]))
         if workers < 2 or len(apart) < 2:
@@ -946,8 +952,7 @@ class _Proofs:
                      {k: (self.lowest[k], self.highest[k]) for k in members},
                      [k for k in members if k in self.wide],
                      [k for k in members if self.narrow_in.get(k) is here],
-                     [k for k in members if k in self.by_group],
-                     [k for k in members if k in self.counted])
+                     [k for k in members if k in self.by_group])
 
     def _merge(self, members: list[Key], outcome: _Outcome) -> list[Key]:
         """What a worker proved about one group, kept as if proven here."""
@@ -965,8 +970,6 @@ class _Proofs:
         for name, count in outcome.by_block.items():
             self.by_block[name] += count
         self.unproven += outcome.unproven
-        self.counted.difference_update(members)
-        self.counted.update(outcome.counted)
         return outcome.narrow
 
     def narrow(self, members: list[Key], rels: list[Relation], values: Mapping[Key, int],
@@ -981,7 +984,6 @@ class _Proofs:
         needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
                   if k not in self.wide and self.narrow_in.get(k) is not here}
         open_ = [k for k in members if k in needed and not self._proven_wide(k, needed[k])]
-        self.counted.difference_update(needed)
         if not open_:
             return [k for k in members if k not in self.wide]
         program = _Program(members, rels, values, self.warm)
@@ -1037,7 +1039,6 @@ class _Proofs:
             # is left to the group's programs.
             for target in [k for k in open_ if k not in self.by_group]:
                 self.unproven += 1
-                self.counted.add(target)
                 self.narrow_in[target] = here
             open_ = [k for k in open_ if k in self.by_group]
             if not open_:
@@ -1106,7 +1107,6 @@ class _Task:
     wide: list[Key]
     narrow_here: list[Key]  # proven narrow in this very group
     by_group: list[Key]
-    counted: list[Key]
 
 
 @dataclass(frozen=True)
@@ -1118,7 +1118,6 @@ class _Outcome:
     programs: dict[str, int]
     by_block: dict[str, int]
     unproven: int
-    counted: list[Key]
 
 
 _WORKER: dict[str, Any] = {}
@@ -1159,7 +1158,6 @@ def _narrow_apart(task: _Task) -> _Outcome:
         proofs.lowest[k], proofs.highest[k] = low, high
     proofs.wide = set(task.wide)
     proofs.by_group = set(task.by_group)
-    proofs.counted = set(task.counted)
     here = proofs._here(task.members)
     for k in task.narrow_here:
         proofs.narrow_in[k] = here
@@ -1167,8 +1165,7 @@ def _narrow_apart(task: _Task) -> _Outcome:
     return _Outcome(narrow, {k: (proofs.lowest[k], proofs.highest[k]) for k in task.members},
                     [k for k in task.members if k in proofs.wide],
                     [k for k in task.members if proofs.narrow_in.get(k) is here],
-                    proofs.programs, proofs.by_block, proofs.unproven,
-                    [k for k in task.members if k in proofs.counted])
+                    proofs.programs, proofs.by_block, proofs.unproven)
 
 
 def audit(keys: Iterable[Key], known: Mapping[Key, tuple[int, int]], hidden: Iterable[Key],
@@ -1288,11 +1285,11 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
         nearest: dict[Key, Key] | None = None
         for key in narrow:
             choice = pick(t for rel in containing[key] for t in rel.terms)
-            if choice is None and key in proofs.counted:
-                # Counted narrow without a proof, nothing beside it left to hide: the
-                # nearest published figure further out, in this round (decision 079). At
-                # 5 M events about 22,000 such figures a round waited while a few hundred
-                # others had a neighbour to hide, round after round.
+            if choice is None and key in proofs.beyond_exact:
+                # Narrow in a group too large for exact verdicts, nothing beside it left to
+                # hide: the nearest published figure further out, in this round (decision
+                # 079). At 5 M events about 22,000 such figures a round waited while a few
+                # hundred others had a neighbour to hide, round after round.
                 if nearest is None:
                     nearest = _nearest_published(hidden, extra, rels, containing, rank)
                 choice = nearest.get(key)
