@@ -465,7 +465,6 @@ def test_a_group_too_large_for_integer_programs_is_never_left_narrow_and_is_repe
     assert reopened
 
 
-
 @pytest.fixture(scope="module")
 def year_30k() -> tuple[StateYear, list[Any]]:
     """A generated state-year of 30,000 events (17 organisations) and its history."""
