@@ -238,19 +238,21 @@ def _ranges(keys: list[Key], rels: list[Relation], known: Mapping[Key, tuple[int
     return found
 
 
+def _top(org: str, parents: Mapping[str, str | None]) -> str:
+    """The organisation's top-level ancestor (a district, under a state); a root is its own."""
+    seen = 0
+    while (parent := parents.get(org)) is not None and parents.get(parent) is not None:
+        org = parent
+        seen += 1
+        if seen > len(parents):  # a cycle: keep it in one region
+            break
+    return org
+
+
 def _regions(parents: Mapping[str, str | None], size: int) -> dict[str, str]:
     """Each organisation's region: its top-level ancestor's (a district's, under a state)
     place among its siblings, ``size`` siblings to a region; a root is its own region."""
-    def top(org: str) -> str:
-        seen = 0
-        while (parent := parents.get(org)) is not None and parents.get(parent) is not None:
-            org = parent
-            seen += 1
-            if seen > len(parents):  # a cycle: keep it in one region
-                break
-        return org
-
-    tops: dict[str, str] = {org: top(org) for org in parents}
+    tops: dict[str, str] = {org: _top(org, parents) for org in parents}
     children: dict[str | None, list[str]] = defaultdict(list)
     for org in sorted(set(tops.values())):
         children[parents.get(org)].append(org)
@@ -262,13 +264,11 @@ def _regions(parents: Mapping[str, str | None], size: int) -> dict[str, str]:
 
 
 def _roots(parents: Mapping[str, str | None]) -> dict[str, str]:
-    """Each organisation's root (a state): the organisation with no parent above it."""
+    """Each organisation's root (a state): its top-level ancestor's parent, or itself."""
     roots: dict[str, str] = {}
     for org in parents:
-        top, seen = org, 0
-        while (parent := parents.get(top)) is not None and seen <= len(parents):
-            top, seen = parent, seen + 1  # ``seen``: a cycle stops somewhere in it
-        roots[org] = top
+        top = _top(org, parents)
+        roots[org] = parents.get(top) or top
     return roots
 
 
@@ -855,6 +855,11 @@ class _Proofs:
                 self.programs[kind] += count
         return narrow
 
+    def _too_large(self, members: list[Key]) -> bool:
+        """A group too large for programs of its own: only its blocks prove its figures
+        wide (decisions 074, 078)."""
+        return len(members) > self.WHOLE_LARGEST and bool(self.regions)
+
     def _above(self, name: tuple[str, str], keys: list[Key],
                blocks: Mapping[tuple[str, str], list[Key]]) -> list[Key]:
         """The hidden figures of the block's root (its state) in the same measures, unless
@@ -910,7 +915,7 @@ class _Proofs:
         """``narrow`` for every group, in order; the groups above ``APART_ABOVE`` in
         ``workers`` processes while this one looks at the others."""
         for members, _ in groups:
-            if len(members) > self.WHOLE_LARGEST and self.regions:
+            if self._too_large(members):
                 self.beyond_exact.update(members)
             else:
                 self.beyond_exact.difference_update(members)
@@ -989,7 +994,7 @@ class _Proofs:
         program = _Program(members, rels, values, self.warm)
         # A group too large for a program of its own (``WHOLE_LARGEST``) has only its blocks
         # to prove a figure wide, however few figures are open (decision 078).
-        huge = len(members) > self.WHOLE_LARGEST and bool(self.regions)
+        huge = self._too_large(members)
         large = len(open_) > self.BLOCKS_ABOVE or huge
         started = time.perf_counter()
         if self.regions and large:
