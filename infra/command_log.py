@@ -15,7 +15,10 @@ last event it stored, whose notification id is the answer's position.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +59,33 @@ class RecordedCommand:
     recorded_at: datetime
 
 
+class StoreBusy(OperationalError):
+    """Another connection held the SQLite store's write lock and this command was told not
+    to wait for it (``never_wait_for_writers``). Nothing was stored: the transaction was
+    rolled back before any row was written."""
+
+
+_WAIT_FOR_WRITERS: ContextVar[bool] = ContextVar("wbl_wait_for_writers", default=True)
+
+
+@contextmanager
+def never_wait_for_writers() -> Iterator[None]:
+    """Commands run inside do not wait for another writer: a save that finds the SQLite
+    store's write lock taken raises ``StoreBusy`` at once instead of sleeping in SQLite's
+    busy handler (up to ``SQLITE_LOCK_TIMEOUT``). The API runs a command on its event loop
+    this way, where a wait would stop every other request (decision 080)."""
+    token = _WAIT_FOR_WRITERS.set(False)
+    try:
+        yield
+    finally:
+        _WAIT_FOR_WRITERS.reset(token)
+
+
+def waits_for_writers() -> bool:
+    """False inside ``never_wait_for_writers``."""
+    return _WAIT_FOR_WRITERS.get()
+
+
 def _hex(originator_id: UUID | str) -> str:
     return originator_id.hex if isinstance(originator_id, UUID) else originator_id
 
@@ -71,6 +101,24 @@ class SQLiteCommandLogRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> Sequence[int] | None:
+        if waits_for_writers():
+            return self._insert_keyed(c, stored_events, **kwargs)
+        # The transaction's first write takes the write lock: with no busy handler it is
+        # taken at once or refused at once. The connection's own timeout is put back after.
+        c.execute("PRAGMA busy_timeout")
+        kept = int(c.fetchone()[0])
+        c.execute("PRAGMA busy_timeout = 0")
+        try:
+            return self._insert_keyed(c, stored_events, **kwargs)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                raise StoreBusy(error) from error
+            raise
+        finally:
+            c.execute(f"PRAGMA busy_timeout = {kept}")
+
+    def _insert_keyed(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
         command: CommandKey | None = kwargs.get("command")
         if command is not None:
             c.execute(f"INSERT INTO {TABLE} VALUES (?,?,?,?,?,?,?)", (

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from domain.errors import ConcurrentChange
+from infra.command_log import never_wait_for_writers
+from services.api import deps
 from services.api.deps import RerunWhenOvertaken
 from services.ledger.command_keys import CURRENT, keyed_commands
 
@@ -68,3 +70,13 @@ def test_after_its_patience_the_refusal_stands() -> None:
 def test_queries_pass_through() -> None:
     target = Overtaken(losses=0)
     assert wrapped(target).get_placement.__self__ is target
+
+
+def test_on_the_event_loop_it_runs_once_and_says_so() -> None:
+    """Inside ``never_wait_for_writers`` (a command on the API's event loop, decision 080)
+    no pause is taken: the overtaken command is handed back, to run in the thread pool."""
+    target = Overtaken(losses=1)
+    with never_wait_for_writers(), pytest.raises(deps.Overtaken):
+        wrapped(target).approve_hours("sup", "p", entry_id="e")
+    assert len(target.keys) == 1
+    assert wrapped(target).approve_hours("sup", "p", entry_id="e") == "approved"

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.api.deps import ActorDep, LedgerDep
+from services.api.deps import ActorDep, LedgerDep, run_command
 from services.api.errors import ProblemError
 from services.api.models import (
     PROBLEM_RESPONSES,
@@ -109,7 +109,7 @@ async def record_school_year(organisation_id: OrganisationId, body: RecordSchool
                              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``SchoolYearRecorded`` (opening the calendar with ``SchoolCalendarOpened``
     the first time)."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.record_school_year(
             actor, organisation_id, school_year=body.school_year, first_day=body.first_day,
             last_day=body.last_day, breaks=[b.model_dump() for b in body.breaks],
@@ -123,7 +123,7 @@ async def record_exception(organisation_id: OrganisationId, body: RecordExceptio
                            if_match: IfMatch = None,
                            idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``SchoolDayExceptionRecorded``: the date is (or is not) a school day."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.record_school_day_exception(
             actor, organisation_id, day=body.day, school_day=body.school_day,
             reason=body.reason, expected_version=expected_version(if_match)))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from domain.placement import EvaluationStage, EvaluatorRole
-from services.api.deps import ActorDep, LedgerDep
+from services.api.deps import ActorDep, LedgerDep, run_command
 from services.api.models import (
     PROBLEM_RESPONSES,
     CommandAccepted,
@@ -66,7 +66,7 @@ async def evaluate_placement(placement_id: UUID, body: EvaluatePlacement, ledger
                              actor: ActorDep, response: Response, if_match: IfMatch = None,
                              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``PlacementEvaluated``; ``created_id`` is the evaluation's id."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.evaluate_placement(
            actor, placement_id, scores=body.scores, evaluator_role=body.evaluator_role.value,
            stage=body.stage.value, comments=body.comments, evaluated_on=body.evaluated_on,

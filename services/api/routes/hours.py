@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from domain.errors import DomainError
 from domain.placement.hours import HourEntry, HourKind
 from services.api import authz
-from services.api.deps import ActorDep, LedgerDep
+from services.api.deps import ActorDep, LedgerDep, run_command
 from services.api.errors import ProblemError, status_for
 from services.api.models import (
     PROBLEM_RESPONSES,
@@ -176,7 +176,7 @@ async def log_hours(placement_id: UUID, body: LogHours, ledger: LedgerDep, actor
                     response: Response, if_match: IfMatch = None,
                     idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``HoursLogged``; ``created_id`` is the new entry's id."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.log_hours(actor, placement_id, expected_version=expected_version(if_match),
                                  **_shape(body)))
     return accepted(response, result, f"/placements/{placement_id}/hours")
@@ -206,7 +206,7 @@ async def approve_hours(placement_id: UUID, ledger: LedgerDep, actor: ActorDep, 
                         if_match: IfMatch = None, idempotency_key: IdempotencyKey = None
                         ) -> CommandAccepted:
     """Record ``HoursApproved``: only the placement's supervisor, never their own hours."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.approve_hours(actor, placement_id, entry_id=entry_id,
                                      approved_on=body.approved_on if body else None,
                                      expected_version=expected_version(if_match)))
@@ -219,7 +219,7 @@ async def reject_hours(placement_id: UUID, body: RejectHours, ledger: LedgerDep,
                        response: Response, entry_id: str = EntryId, if_match: IfMatch = None,
                        idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``HoursRejected``; the minutes stop counting toward the learner's day."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.reject_hours(actor, placement_id, entry_id=entry_id, reason=body.reason,
                                     rejected_on=body.rejected_on,
                                     expected_version=expected_version(if_match)))
@@ -232,7 +232,7 @@ async def correct_hours(placement_id: UUID, body: CorrectHours, ledger: LedgerDe
                         response: Response, entry_id: str = EntryId, if_match: IfMatch = None,
                         idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``HoursCorrected``: a new entry (``created_id``) replaces ``entry_id``."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.correct_hours(actor, placement_id, entry_id=entry_id, reason=body.reason,
                                      expected_version=expected_version(if_match), **_shape(body)))
     return accepted(response, result, f"/placements/{placement_id}/hours")

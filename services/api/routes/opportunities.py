@@ -9,11 +9,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from domain.opportunity import WBLType
 from projections.opportunities import OpportunityProjection, OpportunityView
-from services.api.deps import ActorDep, EngineDep, LedgerDep, SettingsDep
+from services.api.deps import ActorDep, EngineDep, LedgerDep, SettingsDep, run_command
 from services.api.errors import ProblemError
 from services.api.models import (
     PROBLEM_RESPONSES,
@@ -165,7 +164,7 @@ async def post_opportunity(
           if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
       ) -> CommandAccepted:
     """Record ``OpportunityPosted``. Answers the event's position for read-your-writes."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.post_opportunity(actor, expected_version=expected_version(if_match),
                                         **body.model_dump()))
     return accepted(response, result, f"/opportunities/{result.aggregate_id}")
@@ -177,7 +176,7 @@ async def revise_opportunity(
           response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
       ) -> CommandAccepted:
     """Record ``OpportunityRevised`` (refused when closed, or when nothing changes)."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.revise_opportunity(actor, opportunity_id,
                                           expected_version=expected_version(if_match),
                                           **body.model_dump()))
@@ -189,7 +188,7 @@ async def close_opportunity(
           opportunity_id: UUID, body: CloseOpportunity, ledger: LedgerDep, actor: ActorDep,
           response: Response, if_match: IfMatch = None, idempotency_key: IdempotencyKey = None,
       ) -> CommandAccepted:
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.close_opportunity(actor, opportunity_id, reason=body.reason,
                                          expected_version=expected_version(if_match)))
     return accepted(response, result, f"/opportunities/{result.aggregate_id}")

@@ -36,7 +36,7 @@ from infra.api_tables import (
     web_sessions,
 )
 from services.api.auth import TOKEN_ROLES
-from services.api.deps import ActorDep, ApiEngineDep, ContactsDep, LedgerDep
+from services.api.deps import ActorDep, ApiEngineDep, ContactsDep, LedgerDep, run_command
 from services.api.errors import ProblemError
 from services.api.identities import record_identities
 from services.api.models import (
@@ -406,7 +406,7 @@ async def set_child_labour_policy(organisation_id: OrganisationId, body: SetChil
                                   idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record the organisation's choice for hours beyond the FLSA 14-15 limits (29 CFR
     570.35): refuse them (the default) or record them flagged."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.set_child_labour_policy(
             actor, organisation_id, policy=body.policy, reason=body.reason,
             expected_version=expected_version(if_match)))

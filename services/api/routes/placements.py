@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from domain.placement import AgreementParty, CreditBasis, Placement
-from services.api.deps import ActorDep, LedgerDep
+from services.api.deps import ActorDep, LedgerDep, run_command
 from services.api.models import (
     PROBLEM_RESPONSES,
     CommandAccepted,
@@ -186,7 +186,7 @@ async def match_learner(body: MatchLearner, ledger: LedgerDep, actor: ActorDep, 
     """Record ``LearnerMatched``: a new placement, in the opportunity's organisation."""
     values = body.model_dump()
     opportunity_id = values.pop("opportunity_id")
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.match_learner(actor, opportunity_id,
                                      expected_version=expected_version(if_match), **values))
     return accepted(response, result, _at(result.aggregate_id))
@@ -206,7 +206,7 @@ async def sign_agreement(placement_id: UUID, body: SignAgreement, ledger: Ledger
                          idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``AgreementSigned``: each party signs in their own name (a guardian for a
     minor)."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.sign_agreement(actor, placement_id, party=body.party.value,
                                       signed_on=body.signed_on,
                                       expected_version=expected_version(if_match)))
@@ -217,7 +217,7 @@ async def sign_agreement(placement_id: UUID, body: SignAgreement, ledger: Ledger
 async def start_placement(placement_id: UUID, body: StartPlacement, ledger: LedgerDep,
                           actor: ActorDep, response: Response, if_match: IfMatch = None,
                           idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.start_placement(actor, placement_id, started_on=body.started_on,
                                        expected_version=expected_version(if_match)))
     return accepted(response, result)
@@ -227,7 +227,7 @@ async def start_placement(placement_id: UUID, body: StartPlacement, ledger: Ledg
 async def suspend_placement(placement_id: UUID, body: ChangeStatus, ledger: LedgerDep,
                             actor: ActorDep, response: Response, if_match: IfMatch = None,
                             idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.suspend_placement(actor, placement_id, reason=body.reason,
                                          suspended_on=body.on,
                                          expected_version=expected_version(if_match)))
@@ -238,7 +238,7 @@ async def suspend_placement(placement_id: UUID, body: ChangeStatus, ledger: Ledg
 async def reinstate_placement(placement_id: UUID, body: ChangeStatus, ledger: LedgerDep,
                               actor: ActorDep, response: Response, if_match: IfMatch = None,
                               idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.reinstate_placement(actor, placement_id, reason=body.reason,
                                            reinstated_on=body.on,
                                            expected_version=expected_version(if_match)))
@@ -249,7 +249,7 @@ async def reinstate_placement(placement_id: UUID, body: ChangeStatus, ledger: Le
 async def withdraw_placement(placement_id: UUID, body: WithdrawPlacement, ledger: LedgerDep,
                              actor: ActorDep, response: Response, if_match: IfMatch = None,
                              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.withdraw_placement(actor, placement_id, reason=body.reason,
                                           during_probation=body.during_probation,
                                           withdrawn_on=body.withdrawn_on,
@@ -262,7 +262,7 @@ async def complete_placement(placement_id: UUID, body: CompletePlacement, ledger
                              actor: ActorDep, response: Response, if_match: IfMatch = None,
                              idempotency_key: IdempotencyKey = None) -> CommandAccepted:
     """Record ``PlacementCompleted``; an apprenticeship needs its on-the-job hours."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.complete_placement(actor, placement_id, completed_on=body.completed_on,
                                           expected_version=expected_version(if_match)))
     return accepted(response, result)
@@ -272,7 +272,7 @@ async def complete_placement(placement_id: UUID, body: CompletePlacement, ledger
 async def sign_off_competency(placement_id: UUID, body: SignOffCompetency, ledger: LedgerDep,
                               actor: ActorDep, response: Response, if_match: IfMatch = None,
                               idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.sign_off_competency(actor, placement_id, competency=body.competency,
                                            signed_off_on=body.signed_off_on,
                                            expected_version=expected_version(if_match)))
@@ -284,7 +284,7 @@ async def grant_prior_learning_credit(placement_id: UUID, body: GrantPriorLearni
                                       ledger: LedgerDep, actor: ActorDep, response: Response,
                                       if_match: IfMatch = None,
                                       idempotency_key: IdempotencyKey = None) -> CommandAccepted:
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.grant_prior_learning_credit(
            actor, placement_id, minutes=body.minutes, basis=body.basis.value,
            work_process=body.work_process, granted_on=body.granted_on,
@@ -299,7 +299,7 @@ async def credit_pre_apprenticeship_hours(placement_id: UUID, body: CreditPreApp
                                           idempotency_key: IdempotencyKey = None
                                           ) -> CommandAccepted:
     """Count a completed pre-apprenticeship's approved on-the-job hours toward this one."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.credit_pre_apprenticeship_hours(
            actor, placement_id, source_placement_id=body.source_placement_id,
            granted_on=body.granted_on, expected_version=expected_version(if_match)))
@@ -325,7 +325,7 @@ async def record_work_experience_agreement(placement_id: UUID, body: RecordWorkE
                                            ) -> CommandAccepted:
     """Record ``WorkExperienceAgreementRecorded``: the learner's school-week limit at this
     placement becomes 23 hours while under 16."""
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.record_work_experience_agreement(
            actor, placement_id, signed_on=body.signed_on, reason=body.reason,
            expected_version=expected_version(if_match)))

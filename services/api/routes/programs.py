@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from domain.program import Approach, summary
-from services.api.deps import ActorDep, LedgerDep
+from services.api.deps import ActorDep, LedgerDep, run_command
 from services.api.models import (
     PROBLEM_RESPONSES,
     CommandAccepted,
@@ -100,7 +100,7 @@ async def define_program(body: DefineProgram, ledger: LedgerDep, actor: ActorDep
     """Record ``ApprenticeshipProgramDefined``."""
     details: dict[str, Any] = body.model_dump()
     details["approach"] = body.approach.value
-    result = await run_in_threadpool(
+    result = await run_command(ledger,
         lambda: ledger.define_program(actor, expected_version=expected_version(if_match),
                                       **details))
     return accepted(response, result, f"/programs/{result.aggregate_id}")
