@@ -463,7 +463,7 @@ def _uuid(value: object) -> UUID | None:
 
 LOADS = frozenset({Target.PLACEMENT, Target.REVIEW, Target.OPPORTUNITY,
                    Target.BODY_OPPORTUNITY, Target.LEARNER})
-"""Targets whose check reads the store or the database (run in the thread pool)."""
+"""Targets whose check reads the store or the database (in the thread pool on PostgreSQL)."""
 
 
 def endpoint_key(method: str, path: str) -> str:
@@ -502,8 +502,12 @@ async def enforce(request: Request) -> None:
             parsed = {}  # validation answers 400 for malformed JSON
         body = parsed if isinstance(parsed, dict) else {}
     call = Call(dict(request.path_params), dict(request.query_params), body)
-    if rule_ is not None and rule_.target in LOADS:
+    if rule_ is not None and rule_.target in LOADS and runtime.settings.uses_postgres:
         await run_in_threadpool(check, name, actor, runtime.ledger,
                                 request.app.state.api_engine, call)
+    elif rule_ is not None and rule_.target in LOADS:
+        # On SQLite the loads are reads of a local file that no writer blocks (WAL), and
+        # the command that follows runs on the loop too (decision 080): no hop.
+        check(name, actor, runtime.ledger, request.app.state.api_engine, call)
     else:  # nothing to load: no thread-pool hop
         check(name, actor, runtime.ledger, None, call)
