@@ -919,8 +919,14 @@ class _Proofs:
                 self.beyond_exact.update(members)
             else:
                 self.beyond_exact.difference_update(members)
+        # A group with nothing left to look at answers at once, here: sending it to a worker
+        # cost the parent its task (every figure of a group of tens of thousands) and each
+        # round a pool of spawned processes, in the 5 M report's tail of rounds in which a
+        # few figures changed (decision 081).
         apart = sorted((i for i, (members, _) in enumerate(groups)
-                        if len(members) > self.APART_ABOVE), key=lambda i: -len(groups[i][0]))
+                        if len(members) > self.APART_ABOVE
+                        and self._open(members, kinds, min_cell)[2]),
+                       key=lambda i: -len(groups[i][0]))
         if workers < 2 or len(apart) < 2:
             return [k for members, rels in groups
                     for k in self.narrow(members, rels, values, kinds, min_cell)]
@@ -943,6 +949,16 @@ class _Proofs:
             for i in apart:
                 found[i] = self._merge(groups[i][0], futures[i].result())
         return [k for i in range(len(groups)) for k in found[i]]
+
+    def _open(self, members: list[Key], kinds: Mapping[str, str], min_cell: int
+              ) -> tuple[frozenset[Key], dict[Key, int], list[Key]]:
+        """A group's identity, the width each of its figures needs, and the figures still
+        to look at: neither proven wide nor proven narrow in this very group."""
+        here = self._here(members)
+        needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
+                  if k not in self.wide and self.narrow_in.get(k) is not here}
+        return here, needed, [k for k in members
+                              if k in needed and not self._proven_wide(k, needed[k])]
 
     def _here(self, members: list[Key]) -> frozenset[Key]:
         here = frozenset(members)
@@ -985,10 +1001,7 @@ class _Proofs:
         is mostly above it), then the lowest of those still open (at 100,000 events: 5,355
         relaxations against 7,813 lowest first); the integer programs only for a side the
         relaxation leaves open."""
-        here = self._here(members)
-        needed = {k: needed_width(kinds.get(k[1], "count"), min_cell) for k in members
-                  if k not in self.wide and self.narrow_in.get(k) is not here}
-        open_ = [k for k in members if k in needed and not self._proven_wide(k, needed[k])]
+        here, needed, open_ = self._open(members, kinds, min_cell)
         if not open_:
             return [k for k in members if k not in self.wide]
         program = _Program(members, rels, values, self.warm)

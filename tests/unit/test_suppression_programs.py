@@ -367,6 +367,33 @@ def test_a_report_is_the_same_bytes_with_its_groups_in_worker_processes(
     assert len(merged) > 10, merged
 
 
+def test_a_group_with_nothing_left_to_look_at_is_answered_without_a_worker(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 081: in a later round most groups have every figure proven wide or narrow
+    already; such a group is answered in the parent, not sent to a worker (its task was
+    every figure of the group, each round, at 5 M events). Every group that goes to a
+    worker has a figure still open, some do go, and the report's bytes are the same."""
+    monkeypatch.setattr(_Proofs, "APART_ABOVE", 0)
+    sent: list[bool] = []
+    task = _Proofs._task
+
+    def checked(proofs: _Proofs, members: list[Key], rels: list[Any],
+                values: dict[Key, int], kinds: dict[str, str], min_cell: int) -> Any:
+        sent.append(bool(proofs._open(members, kinds, min_cell)[2]))
+        return task(proofs, members, rels, values, kinds, min_cell)
+
+    monkeypatch.setattr(_Proofs, "_task", checked)
+    year = StateYear(6000, seed=11)
+    history = list(year.envelopes())
+    report = build_report(PERIOD, history, None, dict(year.profiles()),
+                          cutoff_position=len(history),
+                          cutoff_recorded_at="2026-07-01T00:00:00+00:00",
+                          min_cell=5, other_groups=("homeless",), workers=2)
+    assert report["content_hash"] == \
+        "sha256:271f90567c0713ac5bcacfddde0639123b90a9c15a44a6c3e9c17e53d12809c7"
+    assert len(sent) > 10 and all(sent), sent
+
+
 class _AstraySolver:
     """HiGHS as it answered once at 5 M events: "Infeasible" for a program the true
     figures solve, after many warm-started runs. Answers so ``astray`` times in a row,
