@@ -30,6 +30,7 @@ from projections.state_report import ReportingPeriod, build_report
 from projections.suppression import (
     Key,
     _free_components,
+    _Groups,
     _nearest_published,
     _Program,
     _Proofs,
@@ -365,6 +366,36 @@ def test_a_report_is_the_same_bytes_with_its_groups_in_worker_processes(
     assert report["content_hash"] == \
         "sha256:271f90567c0713ac5bcacfddde0639123b90a9c15a44a6c3e9c17e53d12809c7"
     assert len(merged) > 10, merged
+
+
+def test_groups_kept_from_round_to_round_are_those_made_afresh() -> None:
+    """Decision 081: ``suppress`` keeps its groups of hidden figures between rounds and adds
+    the figures hidden since; after every step they are ``_free_components``' groups made
+    afresh, each with its figures and its relations in the same order."""
+    rng = random.Random(81)
+    steps = 0
+    for _ in range(SYSTEMS):
+        values, parents = random_system(rng)
+        keys = sorted(values)
+        rels = relations(keys, parents, KINDS)
+        numbers: dict[Key, list[int]] = {}
+        for number, rel in enumerate(rels):
+            for term in rel.terms:
+                numbers.setdefault(term, []).append(number)
+        kept = _Groups(rels, numbers)
+        hidden: set[Key] = set()
+        order = keys[:]
+        rng.shuffle(order)
+        while order:
+            hidden.update(order[:rng.randint(1, 4)])
+            del order[:4]
+            kept.grow(hidden)
+            afresh = _free_components(sorted(hidden), rels)
+            assert sorted(kept.groups()) == sorted(afresh)
+            assert [members[0] for members, _ in kept.groups()] == \
+                sorted(members[0] for members, _ in afresh)
+            steps += 1
+    assert steps > 100
 
 
 def test_a_group_with_nothing_left_to_look_at_is_answered_without_a_worker(
