@@ -353,7 +353,8 @@ class _Groups:
     """``_free_components`` kept from round to round of one ``suppress``: figures are only
     ever hidden there, never shown again, so groups only grow and merge, and a round needs
     to look only at the relations of the figures hidden since the last (decision 081; at
-    5 M events the whole grouping, every round, was a third of each of the last 50 rounds).
+    5 M events the whole grouping, every round, was about 30% of each of the last 50
+    rounds).
     The groups are those of ``_free_components``, each with its figures in key order and
     its relations in the order of ``rels``; the groups come in the order of their first
     figure."""
@@ -1341,8 +1342,8 @@ def suppress(values: Mapping[Key, int], learners: Mapping[Key, int],
         as a plain loop over all of them would; only the relations with a term hidden since
         they were last looked at are looked at (decision 081). A relation looked at that
         hid nothing hides nothing again until one of its terms is hidden: at 5 M events a
-        pass over all 1.5 M relations was a third of each of the last 50 rounds, in which a
-        few figures changed."""
+        pass over all the relations was about 30% of each of the last 50 rounds, in which
+        a few figures changed."""
         due = sorted({n for k in hidden - seen_hidden for n in numbers[k]})
         seen_hidden.update(hidden)
         while due:
