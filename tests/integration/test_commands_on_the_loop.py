@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -115,8 +117,6 @@ def test_a_save_told_not_to_wait_is_refused_at_once_and_stores_nothing(
     actor = Actor("coord-1", Role.COORDINATOR, "district-a")
     details = opportunity_body()
     del details["organisation_id"]
-    from datetime import date
-    from decimal import Decimal
     details.update(hourly_wage=Decimal("18.00"), starts_on=date.fromisoformat(
         details["starts_on"]), ends_on=date.fromisoformat(details["ends_on"]))
     try:
