@@ -189,13 +189,11 @@ async def run_command(ledger: Ledger, command: Callable[[], R]) -> R:
             try:
                 with never_wait_for_writers():
                     return command()
-            except StoreBusy:
+            except (StoreBusy, Overtaken) as refused:  # nothing stored: the same key again
                 if scope is not None:
                     scope.issued = issued
-            except Overtaken:
-                if scope is not None:
-                    scope.issued = issued
-                break
+                if isinstance(refused, Overtaken):
+                    break
             finally:
                 writers.lock.release()
             if time.monotonic() >= deadline:

@@ -343,6 +343,20 @@ def test_a_group_too_large_for_programs_has_its_blocks_however_few_figures_are_o
     assert wide_in_blocks > 20, wide_in_blocks
 
 
+PLAIN_AUDIT_HASH = "sha256:271f90567c0713ac5bcacfddde0639123b90a9c15a44a6c3e9c17e53d12809c7"
+"""The 6,000-event report's hash with every group looked at in this process."""
+
+
+def report_with_two_workers() -> dict[str, Any]:
+    """The 6,000-event report, its large groups in two worker processes."""
+    year = StateYear(6000, seed=11)
+    history = list(year.envelopes())
+    return build_report(PERIOD, history, None, dict(year.profiles()),
+                        cutoff_position=len(history),
+                        cutoff_recorded_at="2026-07-01T00:00:00+00:00",
+                        min_cell=5, other_groups=("homeless",), workers=2)
+
+
 def test_a_report_is_the_same_bytes_with_its_groups_in_worker_processes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Decision 078: ``wbl report state`` looks at the large groups of hidden figures in
@@ -357,14 +371,7 @@ def test_a_report_is_the_same_bytes_with_its_groups_in_worker_processes(
         return merge(proofs, members, outcome)
 
     monkeypatch.setattr(_Proofs, "_merge", counted)
-    year = StateYear(6000, seed=11)
-    history = list(year.envelopes())
-    report = build_report(PERIOD, history, None, dict(year.profiles()),
-                          cutoff_position=len(history),
-                          cutoff_recorded_at="2026-07-01T00:00:00+00:00",
-                          min_cell=5, other_groups=("homeless",), workers=2)
-    assert report["content_hash"] == \
-        "sha256:271f90567c0713ac5bcacfddde0639123b90a9c15a44a6c3e9c17e53d12809c7"
+    assert report_with_two_workers()["content_hash"] == PLAIN_AUDIT_HASH
     assert len(merged) > 10, merged
 
 
@@ -414,14 +421,7 @@ def test_a_group_with_nothing_left_to_look_at_is_answered_without_a_worker(
         return task(proofs, members, rels, values, kinds, min_cell)
 
     monkeypatch.setattr(_Proofs, "_task", checked)
-    year = StateYear(6000, seed=11)
-    history = list(year.envelopes())
-    report = build_report(PERIOD, history, None, dict(year.profiles()),
-                          cutoff_position=len(history),
-                          cutoff_recorded_at="2026-07-01T00:00:00+00:00",
-                          min_cell=5, other_groups=("homeless",), workers=2)
-    assert report["content_hash"] == \
-        "sha256:271f90567c0713ac5bcacfddde0639123b90a9c15a44a6c3e9c17e53d12809c7"
+    assert report_with_two_workers()["content_hash"] == PLAIN_AUDIT_HASH
     assert len(sent) > 10 and all(sent), sent
 
 
